@@ -1,0 +1,154 @@
+/**
+ * Carrier's command line: `serve`, `queue`, `users`, `check-config`. Usage and
+ * configuration errors print one line and exit 2; a missing Deno permission
+ * prints the flag it needs instead of a stack trace.
+ */
+
+import { buildConfig, type Config, ConfigError, configFlags, parseFlags } from "./config.ts";
+import { runQueueCommand } from "./queue/queue_command.ts";
+import { runServe } from "./serve.ts";
+import { runUsersCommand } from "./policy/users_command.ts";
+import { type Command, permissionFlags } from "./permissions.ts";
+
+/** Carrier's version, printed by --version and in the greeting of `check-config`. */
+export const VERSION = "0.1.0";
+
+const USAGE = `carrier ${VERSION} - an SMTP relay for local programs
+
+Usage:
+  carrier serve [options]              accept mail and relay it upstream
+  carrier queue list [--json]          show queued messages
+  carrier queue show ID [--json]       show one message's envelope and bytes
+  carrier queue flush                  retry every queued message now
+  carrier queue delete ID              remove a message from the queue
+  carrier users add NAME --users FILE  add or replace a user (password on stdin)
+  carrier check-config [options]       validate configuration, print permissions
+
+Options (also as camelCase keys in a JSON file given with --config):
+  --config FILE                  JSON configuration file (env CARRIER_CONFIG)
+  --listen ADDR                  plain SMTP listener, repeatable (default 127.0.0.1:2525)
+  --listen-tls ADDR              implicit-TLS listener (RFC 8314), repeatable
+  --hostname NAME                name in the greeting and Received: (default: system host name)
+  --spool DIR                    queue directory (default ./spool)
+  --max-message-size BYTES       largest message accepted (default 25M)
+  --max-recipients N             recipients per message (default 100)
+  --max-connections N            connections in total (default 200)
+  --max-connections-per-client N connections per client address (default 50)
+  --max-errors N                 error replies before a session is closed (default 20)
+  --command-timeout DURATION     to receive one command line (default 5m)
+  --data-timeout DURATION        between bytes during DATA (default 3m)
+  --data-total-timeout DURATION  for a whole DATA phase (default 30m)
+  --shutdown-timeout DURATION    for sessions and deliveries to finish on stop (default 30s)
+  --relay-networks CIDRS         clients that may relay without AUTH (default 127.0.0.0/8,::1/128)
+  --tls-cert FILE --tls-key FILE certificate for STARTTLS and --listen-tls (PEM)
+  --users FILE                   users for inbound AUTH (see: carrier users add)
+  --auth-on-plaintext-loopback   allow AUTH without TLS from loopback clients
+  --rate-messages-per-minute N   per client address and per user (default 0 = off)
+  --rate-recipients-per-hour N   per client address and per user (default 0 = off)
+  --upstream URL                 starttls://user@host:587, smtps://user@host:465 or
+                                 smtp://127.0.0.1:25 (env CARRIER_UPSTREAM); none = hold mail
+  --upstream-password-file FILE  upstream password (or env CARRIER_UPSTREAM_PASSWORD)
+  --upstream-ca FILE             extra CA certificate (PEM) to verify the upstream with
+  --upstream-servername NAME     TLS name to verify when the upstream is an IP address
+  --upstream-timeout DURATION    connect and reply timeout upstream (default 60s)
+  --delivery-concurrency N       upstream connections at once (default 4)
+  --messages-per-connection N    messages sent on one upstream connection (default 50)
+  --retry-min DURATION           first retry delay, doubling (default 1m)
+  --retry-max DURATION           longest retry delay (default 1h)
+  --max-queue-lifetime DURATION  then undelivered mail bounces (default 5d)
+  --metrics-listen ADDR          HTTP /healthz and /metrics (e.g. 127.0.0.1:9025)
+  --log-format text|json         log line format on stderr (default text)
+  --json                         machine-readable output for queue commands
+  --help, --version
+`;
+
+/** Runs the command line; returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === "--version" || command === "-V") {
+      console.log(`carrier ${VERSION}`);
+      return 0;
+    }
+    if (!["serve", "queue", "users", "check-config"].includes(command)) {
+      throw new ConfigError(`unknown command "${command}" (try --help)`);
+    }
+    const { values, positionals } = parseFlags(rest, {
+      json: { type: "boolean" },
+      help: { type: "boolean" },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const config = await loadConfig(values);
+    switch (command as Command) {
+      case "serve":
+        if (positionals.length > 0) {
+          throw new ConfigError(`serve: unexpected argument "${positionals[0]}"`);
+        }
+        return await runServe(config);
+      case "queue":
+        return await runQueueCommand(config, positionals, { json: values.json === true });
+      case "users":
+        return await runUsersCommand(config, positionals);
+      case "check-config":
+        return checkConfig(config, values.json === true);
+    }
+    return 2;
+  } catch (e) {
+    return reportFatal(e);
+  }
+}
+
+async function loadConfig(values: Record<string, unknown>): Promise<Config> {
+  return await buildConfig(configFlags(values), (name) => Deno.env.get(name), () => {
+    try {
+      return Deno.hostname();
+    } catch {
+      return "localhost";
+    }
+  });
+}
+
+function checkConfig(config: Config, json: boolean): number {
+  const shown = { ...config };
+  if (json) {
+    console.log(
+      JSON.stringify({ config: shown, permissions: permissionFlags(config, "serve") }, null, 2),
+    );
+    return 0;
+  }
+  console.log("configuration is valid");
+  console.log(JSON.stringify(shown, null, 2));
+  console.log("\npermission flags for serve:");
+  for (const flag of permissionFlags(config, "serve")) console.log(`  ${flag}`);
+  return 0;
+}
+
+/** Prints one clear line for an error that ends the program; returns its exit code. */
+export function reportFatal(e: unknown): number {
+  if (e instanceof ConfigError) {
+    console.error(`carrier: ${e.message}`);
+    return 2;
+  }
+  if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+    const flag = /--allow-[a-z]+/.exec(e.message)?.[0];
+    console.error(
+      `carrier: permission missing: ${e.message.split("\n")[0]}${
+        flag ? ` (add it to the ${flag} flag, or derive the flags with: carrier check-config)` : ""
+      }`,
+    );
+    return 1;
+  }
+  console.error(`carrier: ${e instanceof Error ? e.message : String(e)}`);
+  return 1;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,68 @@
+/**
+ * Structured log lines on standard error: `TIME LEVEL EVENT key=value ...` for
+ * people or one JSON object a line for collectors. Values are quoted when needed
+ * and control characters escaped, so a client cannot forge log lines.
+ */
+
+/** Field values a log line may carry. */
+export type LogFields = Record<string, string | number | boolean | undefined | null>;
+
+/** Log severities. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** The logger every part of Carrier writes through. */
+export class Logger {
+  constructor(
+    readonly format: "text" | "json" = "text",
+    readonly sink: (line: string) => void = (line) => console.error(line),
+    readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Logs an event at info level. */
+  info(event: string, fields: LogFields = {}): void {
+    this.log("info", event, fields);
+  }
+
+  /** Logs an event at warn level. */
+  warn(event: string, fields: LogFields = {}): void {
+    this.log("warn", event, fields);
+  }
+
+  /** Logs an event at error level. */
+  error(event: string, fields: LogFields = {}): void {
+    this.log("error", event, fields);
+  }
+
+  /** Logs an event at debug level. */
+  debug(event: string, fields: LogFields = {}): void {
+    this.log("debug", event, fields);
+  }
+
+  /** Writes one log line. */
+  log(level: LogLevel, event: string, fields: LogFields): void {
+    const time = this.now().toISOString();
+    if (this.format === "json") {
+      const record: Record<string, unknown> = { time, level, event };
+      for (const [k, v] of Object.entries(fields)) if (v !== undefined) record[k] = v;
+      this.sink(JSON.stringify(record));
+      return;
+    }
+    let line = `${time} ${level} ${event}`;
+    for (const [k, v] of Object.entries(fields)) {
+      if (v === undefined) continue;
+      line += ` ${k}=${formatValue(v)}`;
+    }
+    this.sink(line);
+  }
+}
+
+function formatValue(v: string | number | boolean | null): string {
+  if (typeof v !== "string") return String(v);
+  if (/^[A-Za-z0-9_.:@<>\/+\-\[\]=,]+$/.test(v) && v !== "") return v;
+  return JSON.stringify(v);
+}
+
+/** A short message of an unknown thrown value, for log fields. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

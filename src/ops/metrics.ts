@@ -1,0 +1,54 @@
+/**
+ * Counters and gauges for operators, exposed in the Prometheus text format on
+ * the optional metrics endpoint. In-process and allocation-free on the hot path.
+ */
+
+const HELP: Record<string, string> = {
+  connections_total: "SMTP connections accepted",
+  connections_rejected_total: "SMTP connections refused by connection limits",
+  connections_active: "SMTP connections open now",
+  messages_accepted_total: "Messages queued after a 250 reply",
+  messages_rejected_total: "Messages refused at the end of DATA",
+  bytes_accepted_total: "Bytes of accepted messages",
+  auth_success_total: "Successful inbound authentications",
+  auth_failure_total: "Failed inbound authentications",
+  relay_denied_total: "Recipients refused by the relay policy",
+  rate_limited_total: "Commands refused by rate limits",
+  deliveries_total: "Recipients delivered upstream",
+  deferrals_total: "Recipients deferred for a later retry",
+  failures_total: "Recipients failed permanently",
+  bounces_total: "Bounces queued to senders",
+  delivery_attempts_total: "Delivery attempts (one message on one connection)",
+  queue_messages: "Messages in the queue",
+};
+
+/** A set of named counters and gauges. */
+export class Metrics {
+  #values = new Map<string, number>();
+
+  /** Adds to a counter. */
+  inc(name: string, by = 1): void {
+    this.#values.set(name, (this.#values.get(name) ?? 0) + by);
+  }
+
+  /** Sets a gauge. */
+  set(name: string, value: number): void {
+    this.#values.set(name, value);
+  }
+
+  /** Reads a value (0 if never touched). */
+  get(name: string): number {
+    return this.#values.get(name) ?? 0;
+  }
+
+  /** The Prometheus text exposition of every known metric. */
+  render(): string {
+    let out = "";
+    for (const [name, help] of Object.entries(HELP)) {
+      const type = name.endsWith("_total") ? "counter" : "gauge";
+      out += `# HELP carrier_${name} ${help}\n# TYPE carrier_${name} ${type}\n`;
+      out += `carrier_${name} ${this.get(name)}\n`;
+    }
+    return out;
+  }
+}

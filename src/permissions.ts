@@ -1,0 +1,84 @@
+/**
+ * The one definition of the Deno permission flags Carrier runs with, derived from
+ * its configuration: the dev task, the compile task and the end-to-end tests all
+ * take their flags from here (DESIGN.md principle 6).
+ */
+
+import { dirname, resolve } from "node:path";
+import { type Config, ENV_VARS, formatAddress } from "./config.ts";
+import { parseUpstreamUrl, upstreamNetTarget } from "./relay/upstream_url.ts";
+
+/** Commands that run with different permissions. */
+export type Command = "serve" | "queue" | "users" | "check-config";
+
+/** Google's OAuth2 token endpoint, reached for XOAUTH2 access tokens. */
+export const OAUTH2_TOKEN_HOST = "oauth2.googleapis.com:443";
+
+/** Environment variables nodemailer reads when its SMTP client is loaded. */
+const NODEMAILER_ENV: string[] = [];
+
+/** The `--allow-*` flags `command` needs under `config` (absolute paths). */
+export function permissionFlags(config: Config, command: Command): string[] {
+  const read = new Set<string>();
+  const write = new Set<string>();
+  const net = new Set<string>();
+  const env = new Set<string>(ENV_VARS);
+  const spool = resolve(config.spool);
+  if (config.configFile) read.add(resolve(config.configFile));
+  switch (command) {
+    case "serve": {
+      read.add(spool);
+      write.add(spool);
+      for (const a of [...config.listen, ...config.listenTls]) net.add(formatAddress(a));
+      if (config.metricsListen) net.add(formatAddress(config.metricsListen));
+      for (
+        const file of [
+          config.tlsCert,
+          config.tlsKey,
+          config.users,
+          config.upstreamPasswordFile,
+          config.upstreamCa,
+        ]
+      ) {
+        if (file) read.add(resolve(file));
+      }
+      if (config.upstream) {
+        net.add(upstreamNetTarget(parseUpstreamUrl(config.upstream)));
+        net.add(OAUTH2_TOKEN_HOST);
+      }
+      for (const name of NODEMAILER_ENV) env.add(name);
+      break;
+    }
+    case "queue":
+      read.add(spool);
+      write.add(spool);
+      break;
+    case "users":
+      if (config.users) {
+        // Written atomically through a temporary file beside it.
+        read.add(dirname(resolve(config.users)));
+        write.add(dirname(resolve(config.users)));
+      }
+      break;
+    case "check-config":
+      for (
+        const file of [
+          config.tlsCert,
+          config.tlsKey,
+          config.users,
+          config.upstreamPasswordFile,
+          config.upstreamCa,
+        ]
+      ) {
+        if (file) read.add(resolve(file));
+      }
+      break;
+  }
+  const flags: string[] = [];
+  if (read.size > 0) flags.push(`--allow-read=${[...read].join(",")}`);
+  if (write.size > 0) flags.push(`--allow-write=${[...write].join(",")}`);
+  if (net.size > 0) flags.push(`--allow-net=${[...net].join(",")}`);
+  flags.push(`--allow-env=${[...env].join(",")}`);
+  flags.push("--allow-sys=hostname");
+  return flags;
+}

@@ -1,0 +1,163 @@
+/**
+ * `carrier queue list|show|flush|delete`: the operator's view of the spool, for
+ * people by default and as JSON with --json. Works whether or not a server runs:
+ * it only reads and atomically rewrites records, like the server does.
+ */
+
+import { join } from "node:path";
+import { type Config, ConfigError } from "../config.ts";
+import type { QueueRecord } from "./record.ts";
+import { Spool, UnknownMessageError } from "./spool.ts";
+
+/** Name of the file a running server polls for "try everything now". */
+export const FLUSH_REQUEST_FILE = "flush-request";
+
+/** Runs a queue subcommand; returns the exit code. */
+export async function runQueueCommand(
+  config: Config,
+  args: string[],
+  opts: { json: boolean },
+): Promise<number> {
+  const [sub, ...rest] = args;
+  const spool = await openExisting(config.spool);
+  try {
+    switch (sub) {
+      case "list":
+      case undefined:
+        expectArgs(rest, 0, "queue list");
+        return await list(spool, opts.json);
+      case "show":
+        expectArgs(rest, 1, "queue show ID");
+        return await show(spool, rest[0], opts.json);
+      case "flush":
+        expectArgs(rest, 0, "queue flush");
+        return await flush(spool, opts.json);
+      case "delete":
+        if (rest.length === 0) throw new ConfigError("queue delete: give at least one message id");
+        return await remove(spool, rest, opts.json);
+      default:
+        throw new ConfigError(`queue: unknown subcommand "${sub}" (list, show, flush, delete)`);
+    }
+  } catch (e) {
+    if (e instanceof UnknownMessageError) {
+      console.error(`carrier: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+function expectArgs(args: string[], n: number, usage: string): void {
+  if (args.length !== n) throw new ConfigError(`usage: carrier ${usage}`);
+}
+
+async function openExisting(dir: string): Promise<Spool> {
+  try {
+    const stat = await Deno.stat(join(dir, "queue"));
+    if (!stat.isDirectory) throw new Error("not a directory");
+  } catch {
+    throw new ConfigError(`spool: no queue at ${dir} (is --spool right?)`);
+  }
+  return await Spool.open(dir);
+}
+
+/** "3m", "2h", "4d": a short age for people. */
+export function shortDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) {
+    return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60) || ""}`.replace(/h$/, "h");
+  }
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600) || ""}`;
+}
+
+function describeRecipients(record: QueueRecord): string[] {
+  return record.recipients.map((r) =>
+    `    ${r.status.padEnd(9)} <${r.address}>${r.response ? `  ${r.response}` : ""}`
+  );
+}
+
+async function list(spool: Spool, json: boolean): Promise<number> {
+  const { records, problems } = await spool.list();
+  if (json) {
+    console.log(JSON.stringify({ messages: records, problems }, null, 2));
+    return problems.length > 0 ? 1 : 0;
+  }
+  const now = Date.now();
+  if (records.length === 0) console.log("queue is empty");
+  for (const r of records) {
+    const pending = r.recipients.filter((x) => x.status === "pending").length;
+    const next = pending === 0
+      ? "-"
+      : Date.parse(r.nextAttemptAt) <= now
+      ? "now"
+      : `in ${shortDuration(Date.parse(r.nextAttemptAt) - now)}`;
+    console.log(
+      `${r.id}  ${r.kind === "bounce" ? "bounce  " : ""}age ${
+        shortDuration(now - Date.parse(r.receivedAt))
+      }  ` +
+        `${r.size} bytes  from <${r.sender}>  attempts ${r.attempts}  next ${next}`,
+    );
+    for (const line of describeRecipients(r)) console.log(line);
+    if (r.lastError) console.log(`    last error: ${r.lastError}`);
+  }
+  if (records.length > 0) {
+    console.log(`${records.length} message${records.length === 1 ? "" : "s"}`);
+  }
+  for (const p of problems) console.error(`carrier: ${p}`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+async function show(spool: Spool, id: string, json: boolean): Promise<number> {
+  const record = await spool.read(id);
+  const file = await spool.openMessage(id);
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+  if (json) {
+    const message = new TextDecoder("utf-8").decode(bytes);
+    console.log(JSON.stringify({ ...record, message }, null, 2));
+    return 0;
+  }
+  console.log(`id:          ${record.id}${record.kind === "bounce" ? " (bounce)" : ""}`);
+  console.log(`from:        <${record.sender}>`);
+  console.log(
+    `received:    ${record.receivedAt} from ${record.helo} [${record.client.address}] ${record.protocol}`,
+  );
+  if (record.user) console.log(`user:        ${record.user}`);
+  console.log(
+    `size:        ${record.size} bytes${record.smtputf8 ? ", SMTPUTF8" : ""}, ${record.body}`,
+  );
+  console.log(`attempts:    ${record.attempts}, next ${record.nextAttemptAt}`);
+  if (record.lastError) console.log(`last error:  ${record.lastError}`);
+  console.log("recipients:");
+  for (const line of describeRecipients(record)) console.log(line);
+  console.log("");
+  await Deno.stdout.write(bytes);
+  return 0;
+}
+
+async function flush(spool: Spool, json: boolean): Promise<number> {
+  const { records } = await spool.list();
+  const count = records.filter((r) => r.recipients.some((x) => x.status === "pending")).length;
+  // Records are not rewritten here (that could race a running delivery): the server
+  // polls for this file, and a server that starts later honours it too.
+  const now = new Date().toISOString();
+  await Deno.writeTextFile(join(spool.dir, FLUSH_REQUEST_FILE), now + "\n");
+  if (json) console.log(JSON.stringify({ flushRequested: count }));
+  else console.log(`flush requested: ${count} message${count === 1 ? "" : "s"} will be tried now`);
+  return 0;
+}
+
+async function remove(spool: Spool, ids: string[], json: boolean): Promise<number> {
+  for (const id of ids) await spool.read(id); // every id must exist before anything is removed
+  for (const id of ids) await spool.remove(id);
+  if (json) console.log(JSON.stringify({ deleted: ids }));
+  else for (const id of ids) console.log(`deleted ${id}`);
+  return 0;
+}

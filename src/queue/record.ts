@@ -1,0 +1,84 @@
+/**
+ * The durable description of one queued message: its envelope and the delivery
+ * state of each recipient. Stored as JSON beside the message bytes; the only
+ * thing delivery and the queue command change.
+ */
+
+/** Delivery state of one recipient. */
+export type RecipientStatus = "pending" | "delivered" | "failed";
+
+/** One recipient of a queued message and what happened to it. */
+export interface RecipientRecord {
+  address: string;
+  status: RecipientStatus;
+  /** The upstream's last reply for this recipient, if any. */
+  response?: string;
+  /** When the status last changed (ISO 8601). */
+  updatedAt?: string;
+}
+
+/** A queued message's envelope and delivery state (the `ID.json` file). */
+export interface QueueRecord {
+  version: 1;
+  id: string;
+  /** "message" from a client; "bounce" for a delivery status notification we made. */
+  kind: "message" | "bounce";
+  sender: string;
+  recipients: RecipientRecord[];
+  smtputf8: boolean;
+  body: "7BIT" | "8BITMIME";
+  /** Bytes in the stored message file (with our Received: header). */
+  size: number;
+  receivedAt: string;
+  client: { address: string; port: number; tls: boolean };
+  helo: string;
+  user?: string;
+  protocol: string;
+  /** Delivery attempts so far. */
+  attempts: number;
+  /** Earliest time of the next attempt (ISO 8601). */
+  nextAttemptAt: string;
+  lastError?: string;
+  /** Set once a bounce for this message's failed recipients has been queued. */
+  bounced?: boolean;
+}
+
+/** Queue ids: upper-case base-36 time plus random, safe as a file name. */
+export const ID_PATTERN = /^[0-9A-Z]{10,40}$/;
+
+/** A new queue id: sortable by arrival time, unique across processes by its random part. */
+export function newQueueId(now = Date.now()): string {
+  const random = new Uint8Array(8);
+  crypto.getRandomValues(random);
+  let tail = "";
+  for (const b of random) tail += (b % 36).toString(36);
+  return now.toString(36).toUpperCase().padStart(9, "0") + tail.toUpperCase();
+}
+
+/** Checks a parsed JSON value is a QueueRecord; throws naming the first bad field. */
+export function validateRecord(value: unknown, source: string): QueueRecord {
+  const fail = (field: string): never => {
+    throw new Error(`${source}: invalid queue record: bad or missing "${field}"`);
+  };
+  if (typeof value !== "object" || value === null) fail("(root)");
+  const r = value as Record<string, unknown>;
+  if (r.version !== 1) fail("version");
+  if (typeof r.id !== "string" || !ID_PATTERN.test(r.id)) fail("id");
+  if (r.kind !== "message" && r.kind !== "bounce") fail("kind");
+  if (typeof r.sender !== "string") fail("sender");
+  if (!Array.isArray(r.recipients) || r.recipients.length === 0) fail("recipients");
+  for (const rcpt of r.recipients as unknown[]) {
+    const rr = rcpt as Record<string, unknown>;
+    if (typeof rr?.address !== "string") fail("recipients.address");
+    if (!["pending", "delivered", "failed"].includes(rr.status as string)) {
+      fail("recipients.status");
+    }
+  }
+  if (typeof r.size !== "number") fail("size");
+  if (typeof r.attempts !== "number") fail("attempts");
+  if (typeof r.receivedAt !== "string") fail("receivedAt");
+  if (typeof r.nextAttemptAt !== "string" || Number.isNaN(Date.parse(r.nextAttemptAt))) {
+    fail("nextAttemptAt");
+  }
+  return value as QueueRecord;
+}

@@ -1,0 +1,266 @@
+/**
+ * The durable spool: every accepted message is a pair of files in `queue/`,
+ * `ID.msg` (the exact bytes) and `ID.json` (its QueueRecord). Writes go to
+ * `tmp/`, are fsync'ed, renamed into place and the directory fsync'ed, so a
+ * message is either wholly in the queue or not there at all ("250 is a promise").
+ */
+
+import { join } from "node:path";
+import { ID_PATTERN, type QueueRecord, validateRecord } from "./record.ts";
+
+const WRITE_BUFFER = 64 * 1024;
+
+/** Thrown for a queue id that is malformed or not in the queue. */
+export class UnknownMessageError extends Error {
+  constructor(readonly id: string) {
+    super(`no message with id ${JSON.stringify(id)} in the queue`);
+  }
+}
+
+/** Writes one incoming message; nothing is visible in the queue until `commit`. */
+export class MessageWriter {
+  #file: Deno.FsFile;
+  #buffer = new Uint8Array(WRITE_BUFFER);
+  #used = 0;
+  #size = 0;
+  #closed = false;
+
+  constructor(
+    private readonly spool: Spool,
+    readonly id: string,
+    file: Deno.FsFile,
+    private readonly tmpPath: string,
+  ) {
+    this.#file = file;
+  }
+
+  /** Bytes written so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Appends bytes (buffered; flushed in large writes). */
+  async write(bytes: Uint8Array): Promise<void> {
+    this.#size += bytes.length;
+    if (this.#used + bytes.length > this.#buffer.length) {
+      await this.#flush();
+      if (bytes.length >= this.#buffer.length) {
+        await writeAll(this.#file, bytes);
+        return;
+      }
+    }
+    this.#buffer.set(bytes, this.#used);
+    this.#used += bytes.length;
+  }
+
+  /** Makes the message durable and visible: fsync, rename, fsync the directory. */
+  async commit(record: QueueRecord): Promise<void> {
+    await this.#flush();
+    await this.#file.sync();
+    this.#file.close();
+    this.#closed = true;
+    await this.spool.publish(this.id, this.tmpPath, { ...record, size: this.#size });
+  }
+
+  /** Discards the message (client went away, too big, or a write failed). */
+  async abort(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#file.close();
+      } catch { /* already closed */ }
+    }
+    await Deno.remove(this.tmpPath).catch(() => {});
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#used === 0) return;
+    await writeAll(this.#file, this.#buffer.subarray(0, this.#used));
+    this.#used = 0;
+  }
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+}
+
+/** The spool directory: `tmp/` for writes in progress, `queue/` for accepted messages. */
+export class Spool {
+  readonly tmpDir: string;
+  readonly queueDir: string;
+
+  private constructor(readonly dir: string) {
+    this.tmpDir = join(dir, "tmp");
+    this.queueDir = join(dir, "queue");
+  }
+
+  /** Opens (creating if needed) the spool at `dir`. */
+  static async open(dir: string): Promise<Spool> {
+    const spool = new Spool(dir);
+    await Deno.mkdir(spool.tmpDir, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(spool.queueDir, { recursive: true, mode: 0o700 });
+    return spool;
+  }
+
+  /**
+   * Removes what a crash left half-done: files in `tmp/`, and message files in
+   * `queue/` whose record never landed (those were never acknowledged). Only the
+   * server calls this, at start, before it accepts connections.
+   */
+  async recover(): Promise<{ removedTmp: number; removedOrphans: number }> {
+    let removedTmp = 0;
+    let removedOrphans = 0;
+    for await (const entry of Deno.readDir(this.tmpDir)) {
+      await Deno.remove(join(this.tmpDir, entry.name)).catch(() => {});
+      removedTmp++;
+    }
+    const names = new Set<string>();
+    for await (const entry of Deno.readDir(this.queueDir)) names.add(entry.name);
+    for (const name of names) {
+      if (name.endsWith(".msg") && !names.has(name.slice(0, -4) + ".json")) {
+        await Deno.remove(join(this.queueDir, name)).catch(() => {});
+        removedOrphans++;
+      }
+    }
+    if (removedOrphans > 0) await this.#syncDir(this.queueDir);
+    return { removedTmp, removedOrphans };
+  }
+
+  /** Starts writing a new message with the given id. */
+  async createMessage(id: string): Promise<MessageWriter> {
+    const tmpPath = join(this.tmpDir, `${id}.msg`);
+    const file = await Deno.open(tmpPath, { write: true, createNew: true, mode: 0o600 });
+    return new MessageWriter(this, id, file, tmpPath);
+  }
+
+  /** Moves a synced message file and its record into the queue (used by MessageWriter). */
+  async publish(id: string, tmpMessage: string, record: QueueRecord): Promise<void> {
+    const tmpRecord = join(this.tmpDir, `${id}.json`);
+    try {
+      await writeSynced(tmpRecord, JSON.stringify(record, null, 2) + "\n");
+      await Deno.rename(tmpMessage, this.messagePath(id));
+      // The record's rename is the commit point: a .msg without .json is an orphan.
+      await Deno.rename(tmpRecord, this.recordPath(id));
+      await this.#syncDir(this.queueDir);
+    } catch (e) {
+      await Deno.remove(tmpRecord).catch(() => {});
+      await Deno.remove(tmpMessage).catch(() => {});
+      await Deno.remove(this.messagePath(id)).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * Replaces a message's record atomically (temp file, fsync, rename, fsync dir).
+   * Throws UnknownMessageError if the message was deleted meanwhile, so a delivery
+   * finishing late never brings a deleted message back.
+   */
+  async update(record: QueueRecord): Promise<void> {
+    const tmp = join(this.tmpDir, `${record.id}.json.${crypto.randomUUID()}`);
+    try {
+      await writeSynced(tmp, JSON.stringify(record, null, 2) + "\n");
+      if (!(await exists(this.recordPath(record.id)))) throw new UnknownMessageError(record.id);
+      await Deno.rename(tmp, this.recordPath(record.id));
+      await this.#syncDir(this.queueDir);
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Reads one record; throws UnknownMessageError for a bad or absent id. */
+  async read(id: string): Promise<QueueRecord> {
+    if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.recordPath(id));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
+      throw e;
+    }
+    return validateRecord(JSON.parse(text), this.recordPath(id));
+  }
+
+  /** All queued records, oldest first; unreadable records are reported, not fatal. */
+  async list(): Promise<{ records: QueueRecord[]; problems: string[] }> {
+    const records: QueueRecord[] = [];
+    const problems: string[] = [];
+    for await (const entry of Deno.readDir(this.queueDir)) {
+      if (!entry.name.endsWith(".json")) continue;
+      const id = entry.name.slice(0, -5);
+      try {
+        records.push(await this.read(id));
+      } catch (e) {
+        if (e instanceof UnknownMessageError) continue; // removed meanwhile
+        problems.push(e instanceof Error ? e.message : String(e));
+      }
+    }
+    records.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    return { records, problems };
+  }
+
+  /** Removes a message: the record first (the commit point), then its bytes. */
+  async remove(id: string): Promise<void> {
+    if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
+    try {
+      await Deno.remove(this.recordPath(id));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
+      throw e;
+    }
+    await Deno.remove(this.messagePath(id)).catch(() => {});
+    await this.#syncDir(this.queueDir);
+  }
+
+  /** Opens the stored bytes of a message for reading. */
+  async openMessage(id: string): Promise<Deno.FsFile> {
+    if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
+    try {
+      return await Deno.open(this.messagePath(id), { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
+      throw e;
+    }
+  }
+
+  /** Path of a message's bytes. */
+  messagePath(id: string): string {
+    return join(this.queueDir, `${id}.msg`);
+  }
+
+  /** Path of a message's record. */
+  recordPath(id: string): string {
+    return join(this.queueDir, `${id}.json`);
+  }
+
+  async #syncDir(dir: string): Promise<void> {
+    const handle = await Deno.open(dir, { read: true });
+    try {
+      await handle.sync();
+    } finally {
+      handle.close();
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Writes a whole small file and fsyncs it before returning. */
+async function writeSynced(path: string, text: string): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+  try {
+    await writeAll(file, new TextEncoder().encode(text));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}

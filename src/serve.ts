@@ -1,0 +1,137 @@
+/**
+ * `carrier serve`: opens the spool, builds policy, TLS and AUTH from the config,
+ * starts the listeners and the delivery worker, and handles signals (SIGINT and
+ * SIGTERM stop gracefully, SIGHUP reloads certificates and users).
+ */
+
+import type { Config } from "./config.ts";
+import { ConfigError, formatAddress } from "./config.ts";
+import { errorMessage, Logger } from "./ops/log.ts";
+import { Metrics } from "./ops/metrics.ts";
+import { startMetricsServer } from "./ops/metrics_server.ts";
+import { UserAuthenticator } from "./policy/authenticator.ts";
+import { NetworkList } from "./policy/networks.ts";
+import { RelayPolicy } from "./policy/relay_policy.ts";
+import { UserDb } from "./policy/users.ts";
+import { Spool } from "./queue/spool.ts";
+import { createDeliveryWorker } from "./relay/worker_setup.ts";
+import { SmtpServer, type TlsMaterial } from "./server/server.ts";
+
+/** Runs the server until a stop signal; returns the exit code. */
+export async function runServe(config: Config): Promise<number> {
+  const log = new Logger(config.logFormat);
+  const metrics = new Metrics();
+  let networks: NetworkList;
+  try {
+    networks = NetworkList.parse(config.relayNetworks);
+  } catch (e) {
+    throw new ConfigError(`relay-networks: ${errorMessage(e)}`);
+  }
+  const tls = config.tlsCert ? await readTls(config) : undefined;
+  const users = config.users ? await loadUsers(config.users) : undefined;
+  const authenticator = users ? new UserAuthenticator(users) : undefined;
+
+  const spool = await Spool.open(config.spool);
+  const recovered = await spool.recover();
+  if (recovered.removedTmp + recovered.removedOrphans > 0) {
+    log.info("spool recovered", {
+      removedTmp: recovered.removedTmp,
+      removedUnacknowledged: recovered.removedOrphans,
+    });
+  }
+  const worker = await createDeliveryWorker(config, spool, log, metrics);
+  const policy = new RelayPolicy({
+    networks,
+    rules: {
+      senders: config.senders,
+      recipientDomains: config.recipientDomains,
+      userSenders: config.userSenders,
+    },
+    authAvailable: authenticator !== undefined,
+    messagesPerMinute: config.rateMessagesPerMinute,
+    recipientsPerHour: config.rateRecipientsPerHour,
+    log,
+    metrics,
+  });
+  const server = new SmtpServer({
+    config,
+    spool,
+    log,
+    metrics,
+    policy,
+    authenticator,
+    tls,
+    onQueued: (record) => worker?.notify(record),
+  });
+  server.start();
+  const metricsServer = config.metricsListen
+    ? startMetricsServer(config.metricsListen, metrics, () => worker?.queueSize ?? 0, log)
+    : undefined;
+  log.info("started", {
+    hostname: config.hostname,
+    spool: config.spool,
+    relayNetworks: networks.toString(),
+    auth: users ? `${users.size} users` : "off",
+    upstream: worker ? worker.describe() : "none (hold mode)",
+  });
+  if (!worker) {
+    log.warn(
+      "hold mode: no upstream configured; accepted mail is kept in the spool until one is set",
+    );
+  } else {
+    await worker.start();
+  }
+
+  const stopped = new Promise<string>((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => resolve(signal));
+    }
+  });
+  const onHup = async () => {
+    try {
+      if (config.tlsCert) server.reloadTls(await readTls(config));
+      if (config.users && authenticator) authenticator.users = await loadUsers(config.users);
+      log.info("reloaded", {
+        tls: config.tlsCert ? "yes" : "no",
+        users: config.users ? "yes" : "no",
+      });
+    } catch (e) {
+      log.error("reload failed; keeping the previous certificate and users", {
+        error: errorMessage(e),
+      });
+    }
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
+  const signal = await stopped;
+  const graceMs = config.shutdownTimeout * 1000;
+  log.info("stopping", { signal, graceSeconds: config.shutdownTimeout });
+  await Promise.all([server.stop(graceMs), worker?.stop(graceMs)]);
+  await metricsServer?.shutdown();
+  Deno.removeSignalListener("SIGHUP", onHup);
+  log.info("stopped", {
+    addresses: server.addresses.map((a) => formatAddress(a.address)).join(",") || undefined,
+  });
+  return 0;
+}
+
+async function readTls(config: Config): Promise<TlsMaterial> {
+  const read = async (path: string, key: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      throw new ConfigError(`${key}: cannot read ${path}: ${errorMessage(e)}`);
+    }
+  };
+  return {
+    cert: await read(config.tlsCert!, "tls-cert"),
+    key: await read(config.tlsKey!, "tls-key"),
+  };
+}
+
+async function loadUsers(path: string): Promise<UserDb> {
+  try {
+    return await UserDb.load(path);
+  } catch (e) {
+    throw new ConfigError(`users: ${errorMessage(e)}`);
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * The listeners: plain SMTP (with STARTTLS when a certificate is configured) and
+ * implicit TLS (RFC 8314), one task per connection, connection limits in total
+ * and per client address, and a bounded graceful stop. The accept loop never
+ * waits on a session.
+ */
+
+import { createSecureContext, type SecureContext } from "node:tls";
+import { type Config, formatAddress, type ListenAddress } from "../config.ts";
+import { errorMessage, type Logger } from "../ops/log.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import { isLoopbackAddress } from "../policy/networks.ts";
+import type { QueueRecord } from "../queue/record.ts";
+import type { Spool } from "../queue/spool.ts";
+import { encodeReplies, reply } from "../smtp/reply.ts";
+import { Session, type SessionPolicy } from "../smtp/session.ts";
+import { type Authenticator, Connection } from "./connection.ts";
+import { ConnTransport } from "./transport.ts";
+import { withTimeout } from "./timeout.ts";
+
+/** Certificate and key in PEM, as read from the configured files. */
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+}
+
+/** What the server is built from. */
+export interface ServerDeps {
+  config: Config;
+  spool: Spool;
+  log: Logger;
+  metrics: Metrics;
+  policy: SessionPolicy;
+  authenticator?: Authenticator;
+  tls?: TlsMaterial;
+  onQueued?: (record: QueueRecord) => void;
+}
+
+interface Listening {
+  listener: Deno.Listener;
+  implicitTls: boolean;
+  address: ListenAddress;
+  loop: Promise<void>;
+}
+
+/** The SMTP server: listeners, connection tasks and their limits. */
+export class SmtpServer {
+  #listeners: Listening[] = [];
+  #connections = new Set<Promise<void>>();
+  #transports = new Set<ConnTransport>();
+  #perClient = new Map<string, number>();
+  #shutdown = new AbortController();
+  #tls: TlsMaterial | undefined;
+  #secureContext: SecureContext | undefined;
+  #nextId = 0;
+  #stopping = false;
+
+  constructor(readonly deps: ServerDeps) {
+    this.#setTls(deps.tls);
+  }
+
+  /** Bound addresses (with real ports when 0 was asked for), plain then TLS. */
+  get addresses(): { address: Deno.NetAddr; implicitTls: boolean }[] {
+    return this.#listeners.map((l) => ({
+      address: l.listener.addr as Deno.NetAddr,
+      implicitTls: l.implicitTls,
+    }));
+  }
+
+  /** Open connections now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Opens every listener; throws with the address named if one cannot be bound. */
+  start(): void {
+    const { config } = this.deps;
+    try {
+      for (const address of config.listen) this.#listen(address, false);
+      for (const address of config.listenTls) this.#listen(address, true);
+    } catch (e) {
+      for (const l of this.#listeners) l.listener.close();
+      throw e;
+    }
+  }
+
+  /** Replaces the certificate (SIGHUP): new STARTTLS handshakes and TLS listeners use it. */
+  reloadTls(tls: TlsMaterial): void {
+    this.#setTls(tls);
+    for (const l of this.#listeners.filter((l) => l.implicitTls)) {
+      l.listener.close();
+      const index = this.#listeners.indexOf(l);
+      this.#listeners.splice(index, 1);
+      this.#listen(
+        l.address.port === 0
+          ? { ...l.address, port: (l.listener.addr as Deno.NetAddr).port }
+          : l.address,
+        true,
+      );
+    }
+  }
+
+  /**
+   * Stops accepting, asks idle sessions to close (421), lets transactions finish
+   * until `graceMs`, then closes what is left. Accepted messages stay queued.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const l of this.#listeners) {
+      try {
+        l.listener.close();
+      } catch { /* already closed */ }
+    }
+    this.#shutdown.abort();
+    const all = Promise.all([...this.#connections]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs)),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.deps.log.warn("shutdown: closing sessions still open", { open: this.#connections.size });
+      for (const t of this.#transports) t.close();
+      await all;
+    }
+    await Promise.all(this.#listeners.map((l) => l.loop));
+  }
+
+  #setTls(tls: TlsMaterial | undefined): void {
+    this.#tls = tls;
+    this.#secureContext = tls
+      ? createSecureContext({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" })
+      : undefined;
+  }
+
+  #listen(address: ListenAddress, implicitTls: boolean): void {
+    let listener: Deno.Listener;
+    try {
+      listener = implicitTls
+        ? Deno.listenTls({
+          hostname: address.hostname,
+          port: address.port,
+          cert: this.#tls!.cert,
+          key: this.#tls!.key,
+        })
+        : Deno.listen({ hostname: address.hostname, port: address.port, transport: "tcp" });
+    } catch (e) {
+      throw new Error(
+        `cannot listen on ${formatAddress(address)}${implicitTls ? " (TLS)" : ""}: ${
+          errorMessage(e)
+        }`,
+      );
+    }
+    const entry: Listening = { listener, implicitTls, address, loop: Promise.resolve() };
+    entry.loop = this.#acceptLoop(entry);
+    this.#listeners.push(entry);
+    const bound = listener.addr as Deno.NetAddr;
+    this.deps.log.info("listening", {
+      address: formatAddress({ hostname: bound.hostname, port: bound.port }),
+      tls: implicitTls ? "implicit" : (this.#secureContext ? "starttls" : "none"),
+    });
+  }
+
+  async #acceptLoop(entry: Listening): Promise<void> {
+    while (!this.#stopping) {
+      let conn: Deno.Conn;
+      try {
+        conn = await entry.listener.accept();
+      } catch (e) {
+        if (this.#stopping || e instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors and the like: back off instead of spinning.
+        this.deps.log.error("accept failed", { error: errorMessage(e) });
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      this.#admit(conn, entry.implicitTls);
+    }
+  }
+
+  #admit(conn: Deno.Conn, implicitTls: boolean): void {
+    const { config, log, metrics } = this.deps;
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const address = remote.hostname;
+    const count = this.#perClient.get(address) ?? 0;
+    const id = `C${(++this.#nextId).toString(36).toUpperCase()}`;
+    if (
+      this.#connections.size >= config.maxConnections || count >= config.maxConnectionsPerClient
+    ) {
+      metrics.inc("connections_rejected_total");
+      log.warn("connection refused: too many connections", {
+        conn: id,
+        client: address,
+        total: this.#connections.size,
+        fromClient: count,
+      });
+      this.#refuse(conn, implicitTls);
+      return;
+    }
+    try {
+      if (!implicitTls) (conn as Deno.TcpConn).setNoDelay(true);
+    } catch { /* not fatal */ }
+    this.#perClient.set(address, count + 1);
+    metrics.inc("connections_total");
+    const task = this.#serve(id, conn, implicitTls, remote).finally(() => {
+      this.#connections.delete(task);
+      const left = (this.#perClient.get(address) ?? 1) - 1;
+      if (left <= 0) this.#perClient.delete(address);
+      else this.#perClient.set(address, left);
+      metrics.set("connections_active", this.#connections.size);
+    });
+    this.#connections.add(task);
+    metrics.set("connections_active", this.#connections.size);
+  }
+
+  async #serve(
+    id: string,
+    conn: Deno.Conn,
+    implicitTls: boolean,
+    remote: Deno.NetAddr,
+  ): Promise<void> {
+    const { config, log } = this.deps;
+    let tlsProtocol: string | undefined;
+    if (implicitTls) {
+      const tlsConn = conn as Deno.TlsConn;
+      try {
+        await withTimeout(tlsConn.handshake(), config.commandTimeout * 1000);
+        tlsProtocol = "TLS";
+      } catch (e) {
+        log.info("tls handshake failed", {
+          conn: id,
+          client: remote.hostname,
+          error: errorMessage(e),
+        });
+        try {
+          conn.close();
+        } catch { /* closed */ }
+        return;
+      }
+    }
+    const transport = new ConnTransport(conn, tlsProtocol);
+    this.#transports.add(transport);
+    const session = new Session({
+      hostname: config.hostname,
+      maxMessageSize: config.maxMessageSize,
+      maxRecipients: config.maxRecipients,
+      maxErrors: config.maxErrors,
+      starttls: this.#secureContext !== undefined && !implicitTls,
+      auth: this.deps.authenticator !== undefined,
+      authOnPlaintext: config.authOnPlaintextLoopback && isLoopbackAddress(remote.hostname),
+      policy: this.deps.policy,
+    }, { address: remote.hostname, port: remote.port, tls: implicitTls });
+    const connection = new Connection(id, transport, session, {
+      spool: this.deps.spool,
+      log,
+      metrics: this.deps.metrics,
+      hostname: config.hostname,
+      commandTimeoutMs: config.commandTimeout * 1000,
+      dataTimeoutMs: config.dataTimeout * 1000,
+      dataTotalTimeoutMs: config.dataTotalTimeout * 1000,
+      tlsContext: this.#secureContext ? () => this.#secureContext! : undefined,
+      authenticator: this.deps.authenticator,
+      onQueued: this.deps.onQueued,
+      shutdown: this.#shutdown.signal,
+    });
+    try {
+      await connection.run();
+    } finally {
+      this.#transports.delete(transport);
+    }
+  }
+
+  /** Tells an over-limit client why, without letting it hold the socket. */
+  #refuse(conn: Deno.Conn, implicitTls: boolean): void {
+    const bytes = encodeReplies([
+      reply(421, "4.7.0", `${this.deps.config.hostname} Too many connections, try again later`),
+    ]);
+    const write = implicitTls ? Promise.resolve(0) : conn.write(bytes);
+    withTimeout(write, 2000).catch(() => {}).finally(() => {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    });
+  }
+}

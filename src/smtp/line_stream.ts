@@ -1,0 +1,163 @@
+/**
+ * CRLF-only, length-bounded line splitting over raw bytes.
+ *
+ * A bare LF or a bare CR never ends a line (that is what blocks SMTP smuggling),
+ * and no line is ever buffered past `maxLength`: longer lines come out in
+ * fragments, so memory stays bounded whatever a client sends.
+ */
+
+/** One piece of input: a whole line, or a fragment of a line longer than the bound. */
+export interface Line {
+  /** The bytes of the line or fragment, without the terminating CRLF. */
+  bytes: Uint8Array;
+  /** True when this piece ends with CRLF; false for a fragment that more bytes of the same line follow. */
+  complete: boolean;
+  /** True when this piece starts a line (the first fragment of a long line, or a whole line). */
+  start: boolean;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * The pure splitter behind `LineStream`: push chunks, get lines back. The server
+ * drives it directly so that it knows exactly which bytes were consumed when the
+ * transport changes under a live session (STARTTLS).
+ */
+export class LineSplitter {
+  #pending: Uint8Array[] = [];
+  #pendingLength = 0;
+  #lineStarted = false;
+  /** A CR was the last byte of the previous chunk and is not yet known to be part of CRLF. */
+  #heldCr = false;
+
+  #maxLength = 0;
+
+  /** @param maxLength the most bytes a line (without CRLF) may have before it is split into fragments */
+  constructor(maxLength: number) {
+    this.maxLength = maxLength;
+  }
+
+  /** The line bound; the server raises it for DATA, where long lines are legal content. */
+  get maxLength(): number {
+    return this.#maxLength;
+  }
+
+  set maxLength(value: number) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError("maxLength must be >= 1");
+    this.#maxLength = value;
+  }
+
+  /** Bytes held waiting for a line end (never more than maxLength + 1). */
+  get buffered(): number {
+    return this.#pendingLength + (this.#heldCr ? 1 : 0);
+  }
+
+  /** Splits a chunk; returns the lines and fragments it completes, in order. */
+  push(chunk: Uint8Array): Line[] {
+    const out: Line[] = [];
+    if (chunk.length === 0) return out;
+    let pos = 0;
+    if (this.#heldCr) {
+      this.#heldCr = false;
+      if (chunk[0] === LF) {
+        this.#emit(out, true);
+        pos = 1;
+      } else {
+        this.#append(out, new Uint8Array([CR]));
+      }
+    }
+    while (pos < chunk.length) {
+      const lf = chunk.indexOf(LF, pos);
+      if (lf === -1) {
+        // No line end in the rest of the chunk; hold a trailing CR apart, it may pair with the next chunk's LF.
+        let end = chunk.length;
+        if (chunk[end - 1] === CR) {
+          end -= 1;
+          this.#heldCr = true;
+        }
+        if (end > pos) this.#append(out, chunk.subarray(pos, end));
+        break;
+      }
+      if (lf > pos && chunk[lf - 1] === CR) {
+        this.#append(out, chunk.subarray(pos, lf - 1));
+        this.#emit(out, true);
+      } else {
+        // A bare LF is data: keep it in the line.
+        this.#append(out, chunk.subarray(pos, lf + 1));
+      }
+      pos = lf + 1;
+    }
+    return out;
+  }
+
+  /** Drops everything buffered (used when plaintext must not survive a STARTTLS). */
+  reset(): void {
+    this.#pending = [];
+    this.#pendingLength = 0;
+    this.#lineStarted = false;
+    this.#heldCr = false;
+  }
+
+  /** Returns the unterminated rest at end of input, if any (as an incomplete piece). */
+  flush(): Line[] {
+    const out: Line[] = [];
+    if (this.#heldCr) {
+      this.#heldCr = false;
+      this.#append(out, new Uint8Array([CR]));
+    }
+    if (this.#pendingLength > 0) this.#emit(out, false);
+    return out;
+  }
+
+  #append(out: Line[], bytes: Uint8Array): void {
+    let rest = bytes;
+    while (this.#pendingLength + rest.length > this.maxLength) {
+      const room = this.maxLength - this.#pendingLength;
+      if (room > 0) {
+        this.#pending.push(rest.slice(0, room));
+        this.#pendingLength += room;
+      }
+      rest = rest.subarray(room);
+      this.#emit(out, false);
+    }
+    if (rest.length > 0) {
+      // Copy: the caller's chunk buffer may be reused by the transport.
+      this.#pending.push(rest.slice());
+      this.#pendingLength += rest.length;
+    }
+  }
+
+  #emit(out: Line[], complete: boolean): void {
+    let bytes: Uint8Array;
+    if (this.#pending.length === 1) {
+      bytes = this.#pending[0];
+    } else {
+      bytes = new Uint8Array(this.#pendingLength);
+      let offset = 0;
+      for (const part of this.#pending) {
+        bytes.set(part, offset);
+        offset += part.length;
+      }
+    }
+    out.push({ bytes, complete, start: !this.#lineStarted });
+    this.#pending = [];
+    this.#pendingLength = 0;
+    this.#lineStarted = !complete;
+  }
+}
+
+/** A `TransformStream` of raw bytes into bounded CRLF lines, for streaming pipelines. */
+export class LineStream extends TransformStream<Uint8Array, Line> {
+  constructor(maxLength: number) {
+    const splitter = new LineSplitter(maxLength);
+    super({
+      transform(chunk, controller) {
+        for (const line of splitter.push(chunk)) controller.enqueue(line);
+      },
+      flush(controller) {
+        for (const line of splitter.flush()) controller.enqueue(line);
+      },
+    });
+  }
+}

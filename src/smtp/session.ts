@@ -1,0 +1,580 @@
+/**
+ * The SMTP server state machine (RFC 5321, with RFC 1870 SIZE, 6152 8BITMIME,
+ * 6531 SMTPUTF8, 2920 PIPELINING, 2034 ENHANCEDSTATUSCODES, 3207 STARTTLS and
+ * 4954 AUTH). It performs no I/O: each input line yields replies and at most one
+ * effect for the server to carry out, so every rule is testable without a socket.
+ */
+
+import { AddressError, parseParams, parsePath } from "./address.ts";
+import type { Line } from "./line_stream.ts";
+import { type Reply, reply } from "./reply.ts";
+
+/** The states of an SMTP session (DESIGN.md principle 1). */
+export type SessionState =
+  | "connected"
+  | "greeted"
+  | "mail"
+  | "rcpt"
+  | "data"
+  | "auth"
+  | "closed";
+
+/** What the server knows about the connected client. */
+export interface ClientInfo {
+  address: string;
+  port: number;
+  /** True on an implicit-TLS listener or after STARTTLS. */
+  tls: boolean;
+}
+
+/** Facts the relay policy decides on, given at MAIL and RCPT time. */
+export interface PolicyContext {
+  client: ClientInfo;
+  /** The authenticated user, if any. */
+  user?: string;
+}
+
+/** Who may send what: checked at MAIL and RCPT; a reply means refusal. */
+export interface SessionPolicy {
+  mail(ctx: PolicyContext, sender: string): Reply | undefined;
+  rcpt(ctx: PolicyContext, recipient: string, sender: string): Reply | undefined;
+}
+
+/** A policy that refuses nothing (for tests of the protocol alone). */
+export const OPEN_POLICY: SessionPolicy = { mail: () => undefined, rcpt: () => undefined };
+
+/** Per-listener settings of a session. */
+export interface SessionOptions {
+  hostname: string;
+  maxMessageSize: number;
+  maxRecipients: number;
+  /** Error replies allowed before the session is closed with 421. */
+  maxErrors: number;
+  /** A certificate is configured: offer STARTTLS while the session is in plaintext. */
+  starttls: boolean;
+  /** A user database is configured: offer AUTH PLAIN and LOGIN. */
+  auth: boolean;
+  /** Offer AUTH without TLS (only ever set for loopback clients). */
+  authOnPlaintext: boolean;
+  policy: SessionPolicy;
+}
+
+/** The envelope of a message whose data the server is about to read. */
+export interface Envelope {
+  sender: string;
+  recipients: string[];
+  smtputf8: boolean;
+  body: "7BIT" | "8BITMIME";
+  declaredSize?: number;
+  helo: string;
+  client: ClientInfo;
+  user?: string;
+  /** RFC 3848 "with" keyword: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
+  protocol: string;
+}
+
+/** Work the server must do for the session. */
+export type Effect =
+  | { kind: "close" }
+  | { kind: "starttls" }
+  | { kind: "data"; envelope: Envelope }
+  | { kind: "authenticate"; user: string; password: string };
+
+/** The outcome of one input: replies to send (in order) and an optional effect. */
+export interface Step {
+  replies: Reply[];
+  effect?: Effect;
+}
+
+/** How the reading of message data ended, as reported by the server. */
+export type DataResult =
+  | { kind: "stored"; id: string }
+  | { kind: "too-big" }
+  | { kind: "store-failed" };
+
+/** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
+export const MAX_COMMAND_LINE = 510;
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+const HELP_TEXT = [
+  "Carrier SMTP relay. Commands:",
+  "EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+];
+
+/** One SMTP session's protocol state. */
+export class Session {
+  #state: SessionState = "connected";
+  #client: ClientInfo;
+  #helo = "";
+  #esmtp = false;
+  #user: string | undefined;
+  #errors = 0;
+  #overlong = false;
+  #sender = "";
+  #recipients: string[] = [];
+  #smtputf8 = false;
+  #body: "7BIT" | "8BITMIME" = "7BIT";
+  #declaredSize: number | undefined;
+  #auth: { mechanism: "PLAIN" | "LOGIN"; user?: string } | undefined;
+
+  constructor(readonly options: SessionOptions, client: ClientInfo) {
+    this.#client = { ...client };
+  }
+
+  /** The current state. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** The client as the session sees it (tls flips after STARTTLS). */
+  get client(): ClientInfo {
+    return this.#client;
+  }
+
+  /** The authenticated user, if any. */
+  get user(): string | undefined {
+    return this.#user;
+  }
+
+  /** The number of error replies so far. */
+  get errors(): number {
+    return this.#errors;
+  }
+
+  /** The 220 greeting sent when the connection opens. */
+  greeting(): Reply {
+    return reply(220, undefined, `${this.options.hostname} ESMTP Carrier`);
+  }
+
+  /** Handles one line (or fragment of an overlong line) received in a command state. */
+  receive(line: Line): Step {
+    if (this.#state === "closed") return { replies: [] };
+    if (this.#state === "data") {
+      throw new Error("Session.receive called in data state: message lines go to the data reader");
+    }
+    if (!line.complete) {
+      this.#overlong = true;
+      return { replies: [] };
+    }
+    if (this.#overlong || line.bytes.length > MAX_COMMAND_LINE) {
+      this.#overlong = false;
+      if (this.#state === "auth") this.#state = "greeted";
+      return this.#fail(reply(500, "5.5.6", "Line too long"));
+    }
+    let text: string;
+    try {
+      text = decoder.decode(line.bytes);
+    } catch {
+      return this.#fail(reply(500, "5.5.2", "Invalid UTF-8 in command"));
+    }
+    // deno-lint-ignore no-control-regex
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(text)) {
+      return this.#fail(reply(500, "5.5.2", "Control characters in command"));
+    }
+    if (this.#state === "auth") return this.#authContinue(text);
+    const space = text.indexOf(" ");
+    const verb = (space === -1 ? text : text.slice(0, space)).toUpperCase();
+    const args = space === -1 ? "" : text.slice(space + 1);
+    switch (verb) {
+      case "EHLO":
+        return this.#hello(args, true);
+      case "HELO":
+        return this.#hello(args, false);
+      case "MAIL":
+        return this.#mail(args);
+      case "RCPT":
+        return this.#rcpt(args);
+      case "DATA":
+        return this.#data(args);
+      case "RSET":
+        if (args.trim() !== "") return this.#fail(reply(501, "5.5.4", "Syntax: RSET"));
+        this.#resetTransaction();
+        if (this.#state !== "connected") this.#state = "greeted";
+        return this.#ok(reply(250, "2.0.0", "Ok"));
+      case "NOOP":
+        return this.#ok(reply(250, "2.0.0", "Ok"));
+      case "QUIT":
+        this.#state = "closed";
+        return { replies: [reply(221, "2.0.0", "Bye")], effect: { kind: "close" } };
+      case "VRFY":
+        if (args.trim() === "") return this.#fail(reply(501, "5.5.4", "Syntax: VRFY address"));
+        return this.#ok(reply(252, "2.5.0", "Cannot VRFY user, but will accept message"));
+      case "HELP":
+        return this.#ok(reply(214, "2.0.0", ...HELP_TEXT));
+      case "STARTTLS":
+        return this.#starttls(args);
+      case "AUTH":
+        return this.#authStart(args);
+      case "EXPN":
+      case "TURN":
+      case "ETRN":
+        return this.#fail(reply(502, "5.5.1", `${verb} not implemented`));
+      default:
+        return this.#fail(reply(500, "5.5.2", "Command not recognized"));
+    }
+  }
+
+  /** Called by the server when message data has been read and stored (or not). */
+  dataFinished(result: DataResult): Step {
+    if (this.#state !== "data") throw new Error("dataFinished outside of data state");
+    this.#resetTransaction();
+    this.#state = "greeted";
+    switch (result.kind) {
+      case "stored":
+        return this.#ok(reply(250, "2.0.0", `Ok: queued as ${result.id}`));
+      case "too-big":
+        return this.#fail(reply(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+      case "store-failed":
+        return this.#fail(reply(451, "4.3.0", "Error: queue file write error, try again later"));
+    }
+  }
+
+  /** Called by the server with the outcome of an `authenticate` effect. */
+  authFinished(outcome: "ok" | "failed" | "throttled"): Step {
+    if (this.#state !== "auth" || !this.#auth?.user) {
+      throw new Error("authFinished without a pending authentication");
+    }
+    const user = this.#auth.user;
+    this.#auth = undefined;
+    this.#state = "greeted";
+    if (outcome === "ok") {
+      this.#user = user;
+      return this.#ok(reply(235, "2.7.0", "Authentication successful"));
+    }
+    if (outcome === "throttled") {
+      this.#state = "closed";
+      return {
+        replies: [reply(421, "4.7.0", "Too many failed authentications, closing connection")],
+        effect: { kind: "close" },
+      };
+    }
+    return this.#fail(reply(535, "5.7.8", "Authentication credentials invalid"));
+  }
+
+  /** Called by the server once the TLS handshake after STARTTLS has completed. */
+  tlsStarted(): void {
+    // RFC 3207 §4.2: forget everything learnt from the client before TLS.
+    this.#client = { ...this.#client, tls: true };
+    this.#resetTransaction();
+    this.#helo = "";
+    this.#esmtp = false;
+    this.#user = undefined;
+    this.#state = "connected";
+  }
+
+  /** The reply for a timeout (RFC 5321 §4.5.3.2); the session ends. */
+  timeout(): Step {
+    this.#state = "closed";
+    return {
+      replies: [reply(421, "4.4.2", `${this.options.hostname} Error: timeout exceeded`)],
+      effect: { kind: "close" },
+    };
+  }
+
+  /** The reply when the server shuts down; the session ends. */
+  shutdown(): Step {
+    this.#state = "closed";
+    return {
+      replies: [reply(421, "4.3.2", `${this.options.hostname} Service shutting down`)],
+      effect: { kind: "close" },
+    };
+  }
+
+  #hello(args: string, esmtp: boolean): Step {
+    const name = args.trim();
+    if (name === "" || /\s/.test(name)) {
+      return this.#fail(reply(501, "5.5.4", `Syntax: ${esmtp ? "EHLO" : "HELO"} hostname`));
+    }
+    this.#resetTransaction();
+    this.#helo = name;
+    this.#esmtp = esmtp;
+    this.#state = "greeted";
+    if (!esmtp) return this.#ok(reply(250, undefined, this.options.hostname));
+    const lines = [
+      this.options.hostname,
+      "PIPELINING",
+      `SIZE ${this.options.maxMessageSize}`,
+      "8BITMIME",
+      "SMTPUTF8",
+      "ENHANCEDSTATUSCODES",
+    ];
+    if (this.options.starttls && !this.#client.tls) lines.push("STARTTLS");
+    if (this.#authOffered()) lines.push("AUTH PLAIN LOGIN");
+    return this.#ok({ code: 250, lines });
+  }
+
+  #authOffered(): boolean {
+    return this.options.auth && (this.#client.tls || this.options.authOnPlaintext);
+  }
+
+  #mail(args: string): Step {
+    if (this.#state === "connected") {
+      return this.#fail(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+    }
+    if (this.#state !== "greeted") {
+      return this.#fail(reply(503, "5.5.1", "Error: nested MAIL command"));
+    }
+    const match = /^FROM:/i.exec(args);
+    if (!match) return this.#fail(reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
+    const rest = args.slice(match[0].length);
+    let params;
+    let smtputf8 = false;
+    try {
+      // Parameters are parsed first: SMTPUTF8 decides whether the path may be UTF-8.
+      const pre = parsePath(rest, { allowNull: true, utf8: true });
+      params = parseParams(pre.rest);
+      smtputf8 = params.some((p) => p.keyword === "SMTPUTF8");
+    } catch (e) {
+      return this.#addressFailure(e);
+    }
+    let path;
+    try {
+      path = parsePath(rest, { allowNull: true, utf8: smtputf8 });
+    } catch (e) {
+      return this.#addressFailure(e);
+    }
+    let body: "7BIT" | "8BITMIME" = "7BIT";
+    let size: number | undefined;
+    const seen = new Set<string>();
+    for (const p of params) {
+      if (seen.has(p.keyword)) {
+        return this.#fail(reply(501, "5.5.4", `Syntax: duplicate ${p.keyword} parameter`));
+      }
+      seen.add(p.keyword);
+      if (!this.#esmtp) {
+        return this.#fail(reply(555, "5.5.4", "Parameters need EHLO"));
+      }
+      switch (p.keyword) {
+        case "SIZE":
+          if (!p.value || !/^\d{1,20}$/.test(p.value)) {
+            return this.#fail(reply(501, "5.5.4", "Syntax: SIZE=<number>"));
+          }
+          size = Number(p.value);
+          if (size > this.options.maxMessageSize) {
+            return this.#fail(
+              reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
+            );
+          }
+          break;
+        case "BODY": {
+          const value = p.value?.toUpperCase();
+          if (value !== "7BIT" && value !== "8BITMIME") {
+            return this.#fail(reply(555, "5.5.4", "Unsupported BODY parameter value"));
+          }
+          body = value;
+          break;
+        }
+        case "SMTPUTF8":
+          if (p.value !== undefined) {
+            return this.#fail(reply(555, "5.5.4", "SMTPUTF8 takes no value"));
+          }
+          break;
+        case "AUTH":
+          // RFC 4954 §5: accepted and not trusted; we do not pass identities on.
+          if (!this.#authOffered()) {
+            return this.#fail(reply(555, "5.5.4", "Unsupported parameter AUTH"));
+          }
+          break;
+        default:
+          return this.#fail(reply(555, "5.5.4", `Unsupported parameter ${p.keyword}`));
+      }
+    }
+    const refusal = this.options.policy.mail(this.#policyContext(), path.address);
+    if (refusal) return this.#fail(refusal);
+    this.#sender = path.address;
+    this.#smtputf8 = smtputf8;
+    this.#body = body;
+    this.#declaredSize = size;
+    this.#recipients = [];
+    this.#state = "mail";
+    return this.#ok(reply(250, "2.1.0", "Ok"));
+  }
+
+  #rcpt(args: string): Step {
+    if (this.#state !== "mail" && this.#state !== "rcpt") {
+      return this.#fail(reply(503, "5.5.1", "Error: need MAIL command"));
+    }
+    const match = /^TO:/i.exec(args);
+    if (!match) return this.#fail(reply(501, "5.5.4", "Syntax: RCPT TO:<address>"));
+    let path;
+    try {
+      path = parsePath(args.slice(match[0].length), { allowNull: false, utf8: this.#smtputf8 });
+      const params = parseParams(path.rest);
+      if (params.length > 0) {
+        return this.#fail(reply(555, "5.5.4", `Unsupported parameter ${params[0].keyword}`));
+      }
+    } catch (e) {
+      return this.#addressFailure(e);
+    }
+    if (this.#recipients.length >= this.options.maxRecipients) {
+      return { replies: [reply(452, "4.5.3", "Error: too many recipients")] };
+    }
+    const refusal = this.options.policy.rcpt(this.#policyContext(), path.address, this.#sender);
+    if (refusal) return this.#fail(refusal);
+    this.#recipients.push(path.address);
+    this.#state = "rcpt";
+    return this.#ok(reply(250, "2.1.5", "Ok"));
+  }
+
+  #data(args: string): Step {
+    if (args.trim() !== "") return this.#fail(reply(501, "5.5.4", "Syntax: DATA"));
+    if (this.#state === "mail") {
+      return this.#fail(reply(554, "5.5.1", "Error: no valid recipients"));
+    }
+    if (this.#state !== "rcpt") {
+      return this.#fail(reply(503, "5.5.1", "Error: need RCPT command"));
+    }
+    const envelope: Envelope = {
+      sender: this.#sender,
+      recipients: [...this.#recipients],
+      smtputf8: this.#smtputf8,
+      body: this.#body,
+      declaredSize: this.#declaredSize,
+      helo: this.#helo,
+      client: { ...this.#client },
+      user: this.#user,
+      protocol: this.#protocol(),
+    };
+    this.#state = "data";
+    return {
+      replies: [reply(354, undefined, "End data with <CR><LF>.<CR><LF>")],
+      effect: { kind: "data", envelope },
+    };
+  }
+
+  #starttls(args: string): Step {
+    if (!this.options.starttls || this.#client.tls) {
+      return this.#fail(reply(502, "5.5.1", "STARTTLS not available"));
+    }
+    if (args.trim() !== "") return this.#fail(reply(501, "5.5.4", "Syntax: STARTTLS"));
+    if (this.#state === "mail" || this.#state === "rcpt") {
+      return this.#fail(reply(503, "5.5.1", "Error: STARTTLS not allowed in a transaction"));
+    }
+    return { replies: [reply(220, "2.0.0", "Ready to start TLS")], effect: { kind: "starttls" } };
+  }
+
+  #authStart(args: string): Step {
+    if (!this.options.auth) return this.#fail(reply(502, "5.5.1", "AUTH not available"));
+    if (!this.#esmtp || this.#state === "connected") {
+      return this.#fail(reply(503, "5.5.1", "Error: send EHLO first"));
+    }
+    if (!this.#authOffered()) {
+      return this.#fail(
+        reply(538, "5.7.11", "Encryption required for requested authentication mechanism"),
+      );
+    }
+    if (this.#user !== undefined) return this.#fail(reply(503, "5.5.1", "Already authenticated"));
+    if (this.#state !== "greeted") {
+      return this.#fail(reply(503, "5.5.1", "Error: AUTH not allowed in a transaction"));
+    }
+    const [mechanism = "", initial, extra] = args.trim().split(/ +/);
+    if (extra !== undefined) return this.#fail(reply(501, "5.5.4", "Syntax: AUTH mechanism"));
+    switch (mechanism.toUpperCase()) {
+      case "PLAIN":
+        this.#state = "auth";
+        this.#auth = { mechanism: "PLAIN" };
+        if (initial === undefined) return { replies: [reply(334, undefined, "")] };
+        return this.#authContinue(initial);
+      case "LOGIN":
+        this.#state = "auth";
+        this.#auth = { mechanism: "LOGIN" };
+        if (initial === undefined) return { replies: [reply(334, undefined, "VXNlcm5hbWU6")] };
+        return this.#authContinue(initial);
+      case "":
+        return this.#fail(reply(501, "5.5.4", "Syntax: AUTH mechanism"));
+      default:
+        return this.#fail(reply(504, "5.5.4", "Unrecognized authentication mechanism"));
+    }
+  }
+
+  #authContinue(text: string): Step {
+    const pending = this.#auth!;
+    if (text.trim() === "*") {
+      this.#auth = undefined;
+      this.#state = "greeted";
+      return this.#fail(reply(501, "5.0.0", "Authentication cancelled"));
+    }
+    const decoded = decodeBase64Utf8(text.trim() === "=" ? "" : text.trim());
+    if (decoded === undefined) {
+      this.#auth = undefined;
+      this.#state = "greeted";
+      return this.#fail(reply(501, "5.5.2", "Cannot decode response"));
+    }
+    if (pending.mechanism === "PLAIN") {
+      const parts = decoded.split("\0");
+      if (parts.length !== 3 || parts[1] === "" || (parts[0] !== "" && parts[0] !== parts[1])) {
+        this.#auth = undefined;
+        this.#state = "greeted";
+        return this.#fail(reply(501, "5.5.2", "Invalid PLAIN response"));
+      }
+      pending.user = parts[1];
+      return { replies: [], effect: { kind: "authenticate", user: parts[1], password: parts[2] } };
+    }
+    if (pending.user === undefined) {
+      if (decoded === "") {
+        this.#auth = undefined;
+        this.#state = "greeted";
+        return this.#fail(reply(501, "5.5.2", "Empty user name"));
+      }
+      pending.user = decoded;
+      return { replies: [reply(334, undefined, "UGFzc3dvcmQ6")] };
+    }
+    return {
+      replies: [],
+      effect: { kind: "authenticate", user: pending.user, password: decoded },
+    };
+  }
+
+  #addressFailure(e: unknown): Step {
+    if (e instanceof AddressError) {
+      return this.#fail(reply(e.code, e.code === 553 ? "5.1.7" : "5.1.3", e.message));
+    }
+    throw e;
+  }
+
+  #policyContext(): { client: ClientInfo; user?: string } {
+    return { client: this.#client, user: this.#user };
+  }
+
+  #protocol(): string {
+    if (!this.#esmtp) return "SMTP";
+    return `ESMTP${this.#client.tls ? "S" : ""}${this.#user !== undefined ? "A" : ""}`;
+  }
+
+  #resetTransaction(): void {
+    this.#sender = "";
+    this.#recipients = [];
+    this.#smtputf8 = false;
+    this.#body = "7BIT";
+    this.#declaredSize = undefined;
+  }
+
+  #ok(r: Reply): Step {
+    return { replies: [r] };
+  }
+
+  /** Counts an error reply; past the limit the session ends with 421 (RFC 5321 §4.2.2). */
+  #fail(r: Reply): Step {
+    this.#errors++;
+    if (this.#errors >= this.options.maxErrors) {
+      this.#state = "closed";
+      return {
+        replies: [r, reply(421, "4.7.0", `${this.options.hostname} Error: too many errors`)],
+        effect: { kind: "close" },
+      };
+    }
+    return { replies: [r] };
+  }
+}
+
+function decodeBase64Utf8(text: string): string | undefined {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
+  try {
+    const binary = atob(text);
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    return decoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
