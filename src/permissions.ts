@@ -5,7 +5,14 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { type Config, ENV_VARS, formatAddress } from "./config.ts";
+import {
+  buildConfig,
+  type Config,
+  configFlags,
+  ENV_VARS,
+  formatAddress,
+  parseFlags,
+} from "./config.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./relay/upstream_url.ts";
 
 /** Commands that run with different permissions. */
@@ -81,4 +88,29 @@ export function permissionFlags(config: Config, command: Command): string[] {
   flags.push(`--allow-env=${[...env].join(",")}`);
   flags.push("--allow-sys=hostname");
   return flags;
+}
+
+/**
+ * The `deno run` arguments that start `carrier ARGS` from source with exactly the
+ * permissions its configuration needs (used by `deno task dev`/`cli` and by tests).
+ */
+export async function runArguments(
+  args: string[],
+  env: (name: string) => string | undefined,
+): Promise<string[]> {
+  const main = new URL("./main.ts", import.meta.url).pathname;
+  const [command, ...rest] = args;
+  if (!["serve", "queue", "users", "check-config"].includes(command ?? "")) {
+    // --help, --version and mistakes need no permissions at all.
+    return ["--no-prompt", main, ...args];
+  }
+  let config: Config;
+  try {
+    const { values } = parseFlags(rest, { json: { type: "boolean" }, help: { type: "boolean" } });
+    config = await buildConfig(configFlags(values), env, () => "localhost");
+  } catch {
+    // Let carrier itself report the problem, with no permissions granted.
+    return ["--no-prompt", main, ...args];
+  }
+  return ["--no-prompt", ...permissionFlags(config, command as Command), main, ...args];
 }
