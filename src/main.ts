@@ -119,14 +119,23 @@ function checkConfig(config: Config, json: boolean): number {
   const shown = { ...config };
   if (json) {
     console.log(
-      JSON.stringify({ config: shown, permissions: permissionFlags(config, "serve") }, null, 2),
+      JSON.stringify(
+        {
+          config: shown,
+          permissions: permissionFlags(config, "serve", (n) => Deno.env.get(n)),
+        },
+        null,
+        2,
+      ),
     );
     return 0;
   }
   console.log("configuration is valid");
   console.log(JSON.stringify(shown, null, 2));
   console.log("\npermission flags for serve:");
-  for (const flag of permissionFlags(config, "serve")) console.log(`  ${flag}`);
+  for (const flag of permissionFlags(config, "serve", (n) => Deno.env.get(n))) {
+    console.log(`  ${flag}`);
+  }
   return 0;
 }
 

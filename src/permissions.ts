@@ -18,18 +18,19 @@ import { parseUpstreamUrl, upstreamNetTarget } from "./relay/upstream_url.ts";
 /** Commands that run with different permissions. */
 export type Command = "serve" | "queue" | "users" | "check-config";
 
-/** Google's OAuth2 token endpoint, reached for XOAUTH2 access tokens. */
-export const OAUTH2_TOKEN_HOST = "oauth2.googleapis.com:443";
-
-/** Environment variables nodemailer reads when its SMTP client is loaded. */
-const NODEMAILER_ENV: string[] = [];
+/** Google's OAuth2 token endpoint (nodemailer's default), reached for XOAUTH2 access tokens. */
+export const OAUTH2_TOKEN_HOST = "accounts.google.com:443";
 
 /** The `--allow-*` flags `command` needs under `config` (absolute paths). */
-export function permissionFlags(config: Config, command: Command): string[] {
+export function permissionFlags(
+  config: Config,
+  command: Command,
+  env: (name: string) => string | undefined = () => undefined,
+): string[] {
   const read = new Set<string>();
   const write = new Set<string>();
   const net = new Set<string>();
-  const env = new Set<string>(ENV_VARS);
+  const envNames = new Set<string>(ENV_VARS);
   const spool = resolve(config.spool);
   if (config.configFile) read.add(resolve(config.configFile));
   switch (command) {
@@ -51,9 +52,8 @@ export function permissionFlags(config: Config, command: Command): string[] {
       }
       if (config.upstream) {
         net.add(upstreamNetTarget(parseUpstreamUrl(config.upstream)));
-        net.add(OAUTH2_TOKEN_HOST);
+        if (env("CARRIER_OAUTH2_REFRESH_TOKEN")) net.add(OAUTH2_TOKEN_HOST);
       }
-      for (const name of NODEMAILER_ENV) env.add(name);
       break;
     }
     case "queue":
@@ -85,7 +85,7 @@ export function permissionFlags(config: Config, command: Command): string[] {
   if (read.size > 0) flags.push(`--allow-read=${[...read].join(",")}`);
   if (write.size > 0) flags.push(`--allow-write=${[...write].join(",")}`);
   if (net.size > 0) flags.push(`--allow-net=${[...net].join(",")}`);
-  flags.push(`--allow-env=${[...env].join(",")}`);
+  flags.push(`--allow-env=${[...envNames].join(",")}`);
   flags.push("--allow-sys=hostname");
   return flags;
 }
@@ -112,5 +112,5 @@ export async function runArguments(
     // Let carrier itself report the problem, with no permissions granted.
     return ["--no-prompt", main, ...args];
   }
-  return ["--no-prompt", ...permissionFlags(config, command as Command), main, ...args];
+  return ["--no-prompt", ...permissionFlags(config, command as Command, env), main, ...args];
 }

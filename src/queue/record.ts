@@ -15,6 +15,8 @@ export interface RecipientRecord {
   response?: string;
   /** When the status last changed (ISO 8601). */
   updatedAt?: string;
+  /** For a failed recipient: true once its bounce is safely queued (or none is due). */
+  bounced?: boolean;
 }
 
 /** A queued message's envelope and delivery state (the `ID.json` file). */
@@ -39,8 +41,6 @@ export interface QueueRecord {
   /** Earliest time of the next attempt (ISO 8601). */
   nextAttemptAt: string;
   lastError?: string;
-  /** Set once a bounce for this message's failed recipients has been queued. */
-  bounced?: boolean;
 }
 
 /** Queue ids: upper-case base-36 time plus random, safe as a file name. */

@@ -110,7 +110,7 @@ export function parseUpstreamUrl(url: string): UpstreamConfig {
     } catch {
       fail("the user name has an invalid percent-encoding");
     }
-    if (/[\x00-\x1f\x7f]/.test(user)) fail("the user name contains control characters");
+    if (/\p{Cc}/u.test(user)) fail("the user name contains control characters");
     rest = rest.slice(at + 1);
   }
 

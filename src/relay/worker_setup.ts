@@ -1,27 +1,109 @@
-/** Builds the delivery worker from the configuration (none in hold mode). */
+/**
+ * Builds the delivery worker from the configuration: the upstream URL, its
+ * credentials (password from the environment or a file, or OAuth2 for Google
+ * accounts) and the retry policy. No upstream configured means hold mode.
+ */
 
-import type { Config } from "../config.ts";
-import type { Logger } from "../ops/log.ts";
+import { type Config, ConfigError } from "../config.ts";
+import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { QueueRecord } from "../queue/record.ts";
 import type { Spool } from "../queue/spool.ts";
-
-/** The running delivery worker, as the server sees it. */
-export interface DeliveryWorker {
-  notify(record: QueueRecord): void;
-  start(): Promise<void>;
-  stop(graceMs: number): Promise<void>;
-  describe(): string;
-  readonly queueSize: number;
-}
+import { type UpstreamAuth, type UpstreamOptions, UpstreamSession } from "./upstream.ts";
+import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "./upstream_url.ts";
+import { DeliveryWorker } from "./worker.ts";
 
 /** Returns the worker for the configured upstream, or undefined in hold mode. */
-export function createDeliveryWorker(
+export async function createDeliveryWorker(
   config: Config,
-  _spool: Spool,
-  _log: Logger,
-  _metrics: Metrics,
+  spool: Spool,
+  log: Logger,
+  metrics: Metrics,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
 ): Promise<DeliveryWorker | undefined> {
-  if (!config.upstream) return Promise.resolve(undefined);
-  return Promise.reject(new Error("relay not built yet"));
+  if (!config.upstream) return undefined;
+  let upstream: UpstreamConfig;
+  try {
+    upstream = parseUpstreamUrl(config.upstream);
+  } catch (e) {
+    throw new ConfigError(`upstream: ${errorMessage(e)}`);
+  }
+  if (config.upstreamServername) upstream = { ...upstream, servername: config.upstreamServername };
+  const auth = await upstreamAuth(config, upstream, env);
+  let ca: string | undefined;
+  if (config.upstreamCa) {
+    try {
+      ca = await Deno.readTextFile(config.upstreamCa);
+    } catch (e) {
+      throw new ConfigError(`upstream-ca: cannot read ${config.upstreamCa}: ${errorMessage(e)}`);
+    }
+  }
+  const options: UpstreamOptions = {
+    config: upstream,
+    auth,
+    ca,
+    clientHostname: config.hostname,
+    connectTimeoutMs: config.upstreamTimeout * 1000,
+    socketTimeoutMs: config.upstreamTimeout * 1000,
+  };
+  const name = `${upstream.security}://${upstream.user ? `${upstream.user}@` : ""}${
+    upstreamNetTarget(upstream)
+  }`;
+  return new DeliveryWorker({
+    spool,
+    log,
+    metrics,
+    connect: () => UpstreamSession.open(options),
+    upstreamName: name + (auth ? ` (auth ${auth.kind})` : " (no auth)"),
+    hostname: config.hostname,
+    concurrency: config.deliveryConcurrency,
+    messagesPerConnection: config.messagesPerConnection,
+    retry: {
+      minMs: config.retryMin * 1000,
+      maxMs: config.retryMax * 1000,
+      lifetimeMs: config.maxQueueLifetime * 1000,
+    },
+  });
+}
+
+/** The upstream credentials: OAuth2 when its variables are set, else a password, else none. */
+async function upstreamAuth(
+  config: Config,
+  upstream: UpstreamConfig,
+  env: (name: string) => string | undefined,
+): Promise<UpstreamAuth | undefined> {
+  const refreshToken = env("CARRIER_OAUTH2_REFRESH_TOKEN");
+  if (refreshToken) {
+    const clientId = env("CARRIER_OAUTH2_CLIENT_ID");
+    const clientSecret = env("CARRIER_OAUTH2_CLIENT_SECRET");
+    if (!clientId || !clientSecret || !upstream.user) {
+      throw new ConfigError(
+        "upstream: XOAUTH2 needs CARRIER_OAUTH2_CLIENT_ID, CARRIER_OAUTH2_CLIENT_SECRET and a user in the upstream URL",
+      );
+    }
+    return { kind: "xoauth2", user: upstream.user, clientId, clientSecret, refreshToken };
+  }
+  let password = env("CARRIER_UPSTREAM_PASSWORD");
+  if (config.upstreamPasswordFile) {
+    try {
+      password = (await Deno.readTextFile(config.upstreamPasswordFile)).replace(/\r?\n$/, "");
+    } catch (e) {
+      throw new ConfigError(
+        `upstream-password-file: cannot read ${config.upstreamPasswordFile}: ${errorMessage(e)}`,
+      );
+    }
+  }
+  if (upstream.user === undefined) {
+    if (password) {
+      throw new ConfigError(
+        "upstream: a password is set but the upstream URL has no user (user@host)",
+      );
+    }
+    return undefined;
+  }
+  if (!password) {
+    throw new ConfigError(
+      `upstream: user ${upstream.user} needs a password: set CARRIER_UPSTREAM_PASSWORD or --upstream-password-file`,
+    );
+  }
+  return { kind: "password", user: upstream.user, password };
 }

@@ -15,7 +15,7 @@ import { DataReader } from "../smtp/data.ts";
 import { LineSplitter } from "../smtp/line_stream.ts";
 import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
-import { type Effect, type Envelope, MAX_COMMAND_LINE, Session } from "../smtp/session.ts";
+import { type Effect, type Envelope, MAX_COMMAND_LINE, type Session } from "../smtp/session.ts";
 import type { Transport } from "./transport.ts";
 import { DeadlineError, withTimeout } from "./timeout.ts";
 

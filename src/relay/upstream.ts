@@ -1,0 +1,709 @@
+/**
+ * The SMTP client the delivery worker uses to hand mail to the smarthost, built on nodemailer's
+ * `SMTPConnection`: STARTTLS (required) or implicit TLS, certificate verification, AUTH
+ * PLAIN/LOGIN/XOAUTH2, the exact envelope and per-recipient results, streamed message bytes.
+ *
+ * Secrets (password, client secret, refresh token) never appear in a thrown error: messages are
+ * built here from server replies and scrubbed, and nodemailer's logger is off.
+ */
+import { Buffer } from "node:buffer";
+import { Duplex, Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import type net from "node:net";
+import type tls from "node:tls";
+import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
+import XOAuth2 from "nodemailer/lib/xoauth2/index.js";
+import { type UpstreamConfig, upstreamNetTarget } from "./upstream_url.ts";
+
+/** Credentials for the smarthost: a password (PLAIN/LOGIN) or an OAuth2 refresh token. */
+export type UpstreamAuth =
+  | { kind: "password"; user: string; password: string }
+  | {
+    kind: "xoauth2";
+    user: string;
+    clientId: string;
+    clientSecret: string;
+    refreshToken: string;
+    accessUrl?: string;
+  };
+
+/** Everything needed to open one session to the smarthost. */
+export interface UpstreamOptions {
+  config: UpstreamConfig;
+  auth?: UpstreamAuth;
+  /**
+   * Trusted CA certificate(s), PEM. When given, it replaces the default trust store for this
+   * connection (pins a private CA); when absent, the runtime's default roots are used.
+   */
+  ca?: string;
+  /** Our name for EHLO. */
+  clientHostname: string;
+  /** Limit for the TCP connect, and again for greeting + STARTTLS (default 30 s each). */
+  connectTimeoutMs?: number;
+  /** Inactivity limit once connected (default 5 min). */
+  socketTimeoutMs?: number;
+}
+
+/** One queued message as the upstream client needs it. */
+export interface OutgoingMessage {
+  /** Envelope sender; "" for the null sender `<>`. */
+  sender: string;
+  recipients: string[];
+  /** The message needs SMTPUTF8 (the client used it, or addresses/headers are UTF-8). */
+  smtputf8: boolean;
+  /** The body has 8-bit bytes (BODY=8BITMIME). */
+  eightBit: boolean;
+  /** Size in bytes, announced with SIZE= when the server supports it. */
+  size: number;
+  /** Exact message bytes, not dot-stuffed (stuffing happens on the wire). */
+  open(): Promise<ReadableStream<Uint8Array>> | ReadableStream<Uint8Array>;
+}
+
+/** Outcome of one recipient: delivered (2xx), deferred (4xx, retry) or failed (5xx, bounce). */
+export interface RecipientResult {
+  recipient: string;
+  status: "delivered" | "deferred" | "failed";
+  /** SMTP reply code, when the server gave one. */
+  code?: number;
+  /** Server reply text (or our own explanation), one line. */
+  response: string;
+}
+
+/**
+ * A failure of the session as a whole. `permanent` is true only when the server said 5xx
+ * (e.g. 535 bad credentials); connection problems, timeouts and TLS errors are temporary.
+ */
+export class UpstreamError extends Error {
+  constructor(message: string, readonly permanent: boolean, readonly code?: number) {
+    super(message);
+    this.name = "UpstreamError";
+  }
+}
+
+const DEFAULT_CONNECT_TIMEOUT = 30_000;
+const DEFAULT_SOCKET_TIMEOUT = 5 * 60_000;
+const CLOSE_WAIT_MS = 2_000;
+
+/** The fields of nodemailer's errors we read; all optional, narrowed from `unknown`. */
+interface NmError {
+  message: string;
+  code?: string;
+  command?: string;
+  response?: string;
+  responseCode?: number;
+  recipient?: string;
+  rejectedErrors?: NmError[];
+}
+
+function asNmError(e: unknown): NmError {
+  if (e && typeof e === "object") {
+    const o = e as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+    const rejected = Array.isArray(o.rejectedErrors) ? o.rejectedErrors.map(asNmError) : undefined;
+    return {
+      message: str(o.message) ?? String(e),
+      code: str(o.code),
+      command: str(o.command),
+      response: str(o.response),
+      responseCode: typeof o.responseCode === "number" ? o.responseCode : undefined,
+      recipient: str(o.recipient),
+      rejectedErrors: rejected,
+    };
+  }
+  return { message: String(e) };
+}
+
+/** Reads the parts of SMTPConnection that have no public API, defensively. */
+interface Internals {
+  _supportedExtensions?: unknown;
+  _envelope?: unknown;
+  _sendCommand?: unknown;
+}
+
+function stringArray(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, " ").replace(/\s+/g, " ").trim();
+}
+
+function statusOf(code: number | undefined): RecipientResult["status"] {
+  if (code === undefined) return "deferred";
+  if (code >= 200 && code < 300) return "delivered";
+  if (code >= 500 && code < 600) return "failed";
+  return "deferred";
+}
+
+function replyCode(text: string | undefined): number | undefined {
+  const m = text ? /^([2-5]\d\d)[ -]/.exec(text) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+function hasNonAscii(s: string): boolean {
+  return /[^\p{ASCII}]/u.test(s);
+}
+
+/**
+ * A `net.Socket` stand-in over a `Deno.TcpConn`, handed to nodemailer as its `connection`.
+ *
+ * Why: nodemailer resolves names with node:dns and connects node:net to the resulting IPs, so
+ * Deno would demand --allow-net for the bare host name AND every IP of the smarthost. A
+ * connection opened with `Deno.connect({ hostname })` needs only `--allow-net=host:port`.
+ * nodemailer then runs STARTTLS / implicit TLS over it with node:tls, which accepts any Duplex.
+ */
+class DenoSocket extends Duplex {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly #conn: Deno.TcpConn;
+  #timeoutMs = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #reading = false;
+
+  constructor(conn: Deno.TcpConn) {
+    super();
+    this.#conn = conn;
+    const remote = conn.remoteAddr;
+    const local = conn.localAddr;
+    this.remoteAddress = remote.hostname;
+    this.remotePort = remote.port;
+    this.localAddress = local.hostname;
+    this.localPort = local.port;
+  }
+
+  /** Opens a TCP connection, bounded by `timeoutMs`. */
+  static async connect(hostname: string, port: number, timeoutMs: number): Promise<DenoSocket> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      return new DenoSocket(await Deno.connect({ hostname, port, transport: "tcp", signal }));
+    } catch (e) {
+      if (signal.aborted) throw new Error(`connection timed out after ${timeoutMs} ms`);
+      throw e;
+    }
+  }
+
+  override _read(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    void this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      while (!this.destroyed) {
+        const n = await this.#conn.read(buf);
+        if (n === null) {
+          this.#reading = false;
+          this.push(null);
+          return;
+        }
+        this.#touch();
+        if (!this.push(Buffer.from(buf.subarray(0, n)))) {
+          this.#reading = false;
+          return;
+        }
+      }
+    } catch (e) {
+      this.#reading = false;
+      if (!this.destroyed) this.destroy(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  override _write(
+    chunk: Uint8Array,
+    _encoding: string,
+    callback: (error?: Error | null) => void,
+  ): void {
+    this.#touch();
+    this.#writeAll(chunk).then(() => callback(), (e) => callback(e));
+  }
+
+  async #writeAll(data: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < data.length) off += await this.#conn.write(data.subarray(off));
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#conn.closeWrite().then(() => callback(), () => callback());
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.#timer);
+    this.#timeoutMs = 0;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+    callback(error);
+  }
+
+  /** Inactivity timeout like net.Socket: emits 'timeout' after `ms` without reads or writes. */
+  setTimeout(ms: number, callback?: () => void): this {
+    this.#timeoutMs = ms;
+    if (callback) this.once("timeout", callback);
+    this.#touch();
+    return this;
+  }
+
+  #touch(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#timeoutMs > 0 && !this.destroyed) {
+      this.#timer = setTimeout(() => this.emit("timeout"), this.#timeoutMs);
+    }
+  }
+
+  setKeepAlive(enable = false): this {
+    try {
+      this.#conn.setKeepAlive(enable);
+    } catch {
+      // not fatal
+    }
+    return this;
+  }
+
+  setNoDelay(noDelay = true): this {
+    try {
+      this.#conn.setNoDelay(noDelay);
+    } catch {
+      // not fatal
+    }
+    return this;
+  }
+}
+
+type XOAuth2Auth = Extract<UpstreamAuth, { kind: "xoauth2" }>;
+const oauthCache = new Map<string, XOAuth2>();
+
+/**
+ * One token generator per credential set for the whole process, so an access token is fetched
+ * once and reused by every connection until it expires (not once per connection).
+ */
+function oauthFor(auth: XOAuth2Auth): XOAuth2 {
+  const key = JSON.stringify([
+    auth.user,
+    auth.clientId,
+    auth.clientSecret,
+    auth.refreshToken,
+    auth.accessUrl ?? "",
+  ]);
+  let generator = oauthCache.get(key);
+  if (!generator) {
+    if (oauthCache.size >= 8) oauthCache.clear();
+    generator = new XOAuth2({
+      user: auth.user,
+      clientId: auth.clientId,
+      clientSecret: auth.clientSecret,
+      refreshToken: auth.refreshToken,
+      accessUrl: auth.accessUrl,
+      requestTimeout: 30_000,
+    }, false);
+    oauthCache.set(key, generator);
+  }
+  return generator;
+}
+
+/** One authenticated SMTP session to the smarthost; reusable for several messages. */
+export class UpstreamSession {
+  readonly #conn: SMTPConnection;
+  readonly #raw: DenoSocket;
+  readonly #rawClosed: Promise<void>;
+  readonly #secrets: string[];
+  #sent = 0;
+  #closed = false;
+  #dirty = false;
+  #forceSmtpUtf8 = false;
+
+  private constructor(conn: SMTPConnection, raw: DenoSocket, secrets: string[]) {
+    this.#conn = conn;
+    this.#raw = raw;
+    this.#secrets = secrets;
+    this.#rawClosed = raw.closed
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => raw.once("close", () => resolve()));
+  }
+
+  /**
+   * Connects, secures (STARTTLS is mandatory for `starttls`), verifies the certificate and
+   * authenticates. Throws {@link UpstreamError} on any failure, after closing the socket.
+   */
+  static async open(opts: UpstreamOptions): Promise<UpstreamSession> {
+    const c = opts.config;
+    const tlsOptions: tls.ConnectionOptions = {
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+    };
+    // `ca` REPLACES the default trust store (Node semantics, also in Deno): with it, only that
+    // CA is trusted (pinning a private smarthost CA). Adding it to the defaults would need
+    // `tls.rootCertificates`, which Deno guards with an unrestricted --allow-sys.
+    if (opts.ca) tlsOptions.ca = [opts.ca];
+    if (c.servername) tlsOptions.servername = c.servername;
+    const connectTimeout = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT;
+    const secrets: string[] = [];
+    if (opts.auth?.kind === "password") secrets.push(opts.auth.password);
+    if (opts.auth?.kind === "xoauth2") secrets.push(opts.auth.clientSecret, opts.auth.refreshToken);
+    const where = upstreamNetTarget(c);
+
+    let raw: DenoSocket;
+    try {
+      raw = await DenoSocket.connect(c.host, c.port, connectTimeout);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new UpstreamError(`cannot connect to upstream ${where}: ${oneLine(msg)}`, false);
+    }
+    const conn = new SMTPConnection({
+      // An open connection: nodemailer does no DNS and no node:net connect (see DenoSocket).
+      connection: raw as unknown as net.Socket,
+      host: c.host,
+      port: c.port,
+      secure: c.security === "tls",
+      requireTLS: c.security === "starttls",
+      ignoreTLS: c.security === "plain",
+      opportunisticTLS: false,
+      servername: c.servername,
+      name: opts.clientHostname,
+      connectionTimeout: connectTimeout,
+      greetingTimeout: connectTimeout,
+      socketTimeout: opts.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT,
+      socketCloseTimeout: 1_000,
+      logger: false,
+      debug: false,
+      transactionLog: false,
+      tls: tlsOptions,
+    });
+    const session = new UpstreamSession(conn, raw, secrets.filter((s) => s.length >= 3));
+    try {
+      session.#install();
+      await session.#op<void>((done) => conn.connect((err) => done(err ?? null)));
+    } catch (e) {
+      await session.#abort();
+      throw session.#connectError(e, where);
+    }
+
+    if (opts.auth) {
+      if (!conn.allowsAuth) {
+        await session.close();
+        throw new UpstreamError(
+          "upstream does not offer AUTH (after TLS); cannot authenticate",
+          false,
+        );
+      }
+      try {
+        await session.#login(opts.auth);
+      } catch (e) {
+        await session.close();
+        const err = asNmError(e);
+        const code = err.responseCode;
+        const detail = err.response ?? err.message;
+        throw new UpstreamError(
+          session.#scrub(`upstream authentication failed: ${oneLine(detail)}`),
+          code !== undefined && code >= 500,
+          code,
+        );
+      }
+    }
+    return session;
+  }
+
+  /** Messages transmitted (MAIL FROM issued) on this connection, for the reuse limit. */
+  get sentCount(): number {
+    return this.#sent;
+  }
+
+  /** False once the connection is closed or broken; the worker should open a new one. */
+  get usable(): boolean {
+    return !this.#closed && !this.#conn.destroyed;
+  }
+
+  /**
+   * Sends one message with its exact envelope and returns one result per recipient (in the
+   * order given). Throws {@link UpstreamError} (temporary) if the connection fails mid-way; the
+   * caller then retries every recipient it has not recorded as delivered. An unfinished
+   * earlier transaction is reset first; an error from `msg.open()` propagates unchanged.
+   */
+  async send(msg: OutgoingMessage): Promise<RecipientResult[]> {
+    if (!this.usable) throw new UpstreamError("upstream connection is closed", false);
+    if (msg.recipients.length === 0) return [];
+    const needsUtf8 = msg.smtputf8 || hasNonAscii(msg.sender) || msg.recipients.some(hasNonAscii);
+    if (needsUtf8 && !this.#extensions().includes("SMTPUTF8")) {
+      return msg.recipients.map((recipient) => ({
+        recipient,
+        status: "failed",
+        response: "5.6.7 upstream server does not support SMTPUTF8, which this message requires",
+      }));
+    }
+    if (this.#dirty) await this.reset();
+
+    const stream = await msg.open();
+    const body = Readable.fromWeb(stream as unknown as NodeReadableStream<Uint8Array>);
+    this.#sent++;
+    this.#dirty = true;
+    this.#forceSmtpUtf8 = needsUtf8;
+    try {
+      const info = await this.#op<SMTPConnection.SentMessageInfo>((done) =>
+        this.#conn.send(
+          {
+            from: msg.sender,
+            to: msg.recipients,
+            size: msg.size > 0 ? msg.size : undefined,
+            use8BitMime: msg.eightBit,
+          },
+          body,
+          done,
+        )
+      );
+      const response = oneLine(info.response);
+      const rejected = new Map<string, NmError>();
+      for (const e of (info.rejectedErrors ?? []).map(asNmError)) {
+        if (e.recipient !== undefined) rejected.set(e.recipient, e);
+      }
+      return msg.recipients.map((recipient) => {
+        const e = rejected.get(recipient.trim());
+        return e ? this.#fromError(recipient, e) : {
+          recipient,
+          status: "delivered",
+          code: replyCode(response) ?? 250,
+          response,
+        };
+      });
+    } catch (e) {
+      if (!body.destroyed) body.destroy();
+      return await this.#sendFailure(msg, asNmError(e));
+    } finally {
+      this.#forceSmtpUtf8 = false;
+    }
+  }
+
+  /** RSET: ends any transaction so the connection can carry the next message. */
+  async reset(): Promise<void> {
+    if (!this.usable) throw new UpstreamError("upstream connection is closed", false);
+    try {
+      await this.#op<boolean | undefined>((done) => this.#conn.reset(done));
+      this.#dirty = false;
+    } catch (e) {
+      await this.close();
+      const err = asNmError(e);
+      throw new UpstreamError(
+        this.#scrub(`upstream RSET failed: ${oneLine(err.response ?? err.message)}`),
+        false,
+        err.responseCode,
+      );
+    }
+  }
+
+  /** QUIT and close the socket (waits briefly for it to close); safe to call twice. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      const conn = this.#conn;
+      if (!conn.destroyed && conn.stage === "connected") {
+        const ended = new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            conn.close();
+            resolve();
+          }, CLOSE_WAIT_MS);
+          conn.once("end", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        try {
+          conn.quit();
+        } catch {
+          conn.close();
+        }
+        await ended;
+      } else {
+        conn.close();
+      }
+    }
+    await this.#release();
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  /** Drops the connection without QUIT (it may be in the middle of DATA). */
+  async #abort(): Promise<void> {
+    this.#closed = true;
+    this.#conn.close();
+    this.#raw.destroy();
+    await this.#release();
+  }
+
+  /** Makes sure the TCP connection itself is closed (TLS over it may not close it). */
+  async #release(): Promise<void> {
+    const timer = setTimeout(() => this.#raw.destroy(), CLOSE_WAIT_MS);
+    await this.#rawClosed;
+    clearTimeout(timer);
+  }
+
+  /** Permanent listeners, and the SMTPUTF8 hook on MAIL FROM. */
+  #install(): void {
+    // Without an 'error' listener an EventEmitter error would crash the process.
+    this.#conn.on("error", () => {});
+    this.#conn.on("end", () => {
+      this.#closed = true;
+    });
+    // nodemailer adds SMTPUTF8 only for non-ASCII addresses; a message with UTF-8 headers and
+    // ASCII addresses needs it too (RFC 6531), so append it to MAIL FROM ourselves.
+    const internals = this.#conn as unknown as Internals;
+    const original = internals._sendCommand;
+    if (typeof original !== "function" || !Array.isArray(internals._supportedExtensions)) {
+      throw new Error("nodemailer SMTPConnection internals changed (_sendCommand/extensions)");
+    }
+    internals._sendCommand = (str: unknown, logStr?: unknown) => {
+      let line = str;
+      if (
+        this.#forceSmtpUtf8 && typeof line === "string" && /^MAIL FROM:/i.test(line) &&
+        !/ SMTPUTF8(\s|$)/i.test(line)
+      ) {
+        line += " SMTPUTF8";
+      }
+      return original.call(this.#conn, line, logStr);
+    };
+  }
+
+  #extensions(): string[] {
+    return stringArray((this.#conn as unknown as Internals)._supportedExtensions);
+  }
+
+  /** Runs one nodemailer callback operation, also settling on 'error'/'end' events. */
+  #op<T>(start: (done: (err: unknown, value?: T) => void) => void): Promise<T> {
+    const conn = this.#conn;
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const finish = (err: unknown, value?: T) => {
+        if (settled) return;
+        settled = true;
+        conn.removeListener("error", onError);
+        conn.removeListener("end", onEnd);
+        if (err) reject(err);
+        else resolve(value as T);
+      };
+      const onError = (err: unknown) => finish(err ?? new Error("upstream connection error"));
+      const onEnd = () =>
+        finish(Object.assign(new Error("Connection closed unexpectedly"), { code: "ECONNECTION" }));
+      conn.on("error", onError);
+      conn.once("end", onEnd);
+      try {
+        start(finish);
+      } catch (e) {
+        finish(e);
+      }
+    });
+  }
+
+  #login(auth: UpstreamAuth): Promise<boolean | undefined> {
+    const conn = this.#conn;
+    if (auth.kind === "password") {
+      return this.#op((done) => conn.login({ user: auth.user, pass: auth.password }, done));
+    }
+    const oauth2 = oauthFor(auth);
+    return this.#op((done) => conn.login({ type: "OAuth2", user: auth.user, oauth2 }, done));
+  }
+
+  #scrub(text: string): string {
+    let out = text;
+    for (const s of this.#secrets) out = out.split(s).join("[redacted]");
+    for (const s of this.#secrets) {
+      const b64 = Buffer.from(s, "utf8").toString("base64").replace(/=+$/, "");
+      if (b64.length >= 4) out = out.split(b64).join("[redacted]");
+    }
+    return out;
+  }
+
+  #connectError(e: unknown, where: string): UpstreamError {
+    const err = asNmError(e);
+    if (err.command === "STARTTLS" && err.responseCode !== undefined) {
+      return new UpstreamError(
+        `upstream ${where} does not offer STARTTLS; refusing to send credentials/mail in clear ` +
+          `(server said: ${oneLine(err.response ?? "")})`,
+        false,
+        err.responseCode,
+      );
+    }
+    if (err.code === "ETLS" || /certificate|tls|ssl|handshake/i.test(err.message)) {
+      return new UpstreamError(
+        this.#scrub(`TLS with upstream ${where} failed: ${oneLine(err.message)}`),
+        false,
+      );
+    }
+    return new UpstreamError(
+      this.#scrub(`cannot connect to upstream ${where}: ${oneLine(err.message)}`),
+      false,
+      err.responseCode,
+    );
+  }
+
+  #fromError(recipient: string, e: NmError): RecipientResult {
+    const code = e.responseCode;
+    const response = oneLine(e.response ?? e.message);
+    return { recipient, status: statusOf(code), code, response };
+  }
+
+  /** Maps a failed `conn.send` to per-recipient results, or throws if the session broke. */
+  async #sendFailure(msg: OutgoingMessage, err: NmError): Promise<RecipientResult[]> {
+    const all = (status: RecipientResult["status"], code: number | undefined, response: string) =>
+      msg.recipients.map((recipient) => ({ recipient, status, code, response }));
+
+    if (err.code === "EENVELOPE" && err.command === "API") {
+      // nodemailer refused an address before sending anything (CR/LF or <> in it).
+      return all("failed", undefined, `5.1.3 ${oneLine(err.message)}`);
+    }
+    if (err.code === "EMESSAGE" && err.command === "MAIL FROM" && err.responseCode === undefined) {
+      // SIZE check against the server's advertised limit, before MAIL FROM.
+      return all("failed", 552, `552 5.3.4 ${oneLine(err.message)}`);
+    }
+    const smtpReply = err.responseCode !== undefined &&
+      (err.code === "EENVELOPE" || err.code === "EMESSAGE");
+    if (!smtpReply) {
+      // The connection failed (or the server closed it): nothing is known to be delivered.
+      await this.#abort();
+      throw new UpstreamError(
+        this.#scrub(
+          `upstream connection failed during the transaction: ${
+            oneLine(err.response ?? err.message)
+          }`,
+        ),
+        false,
+        err.responseCode,
+      );
+    }
+    const code = err.responseCode;
+    const response = oneLine(err.response ?? err.message);
+    if (err.command === "MAIL FROM") return all(statusOf(code), code, response);
+    if (err.command === "RCPT TO") {
+      // Every recipient was rejected; each has its own reply.
+      const byRcpt = new Map<string, NmError>();
+      for (const r of err.rejectedErrors ?? []) {
+        if (r.recipient !== undefined) byRcpt.set(r.recipient, r);
+      }
+      return msg.recipients.map((recipient) => {
+        const r = byRcpt.get(recipient.trim());
+        return r
+          ? this.#fromError(recipient, r)
+          : { recipient, status: statusOf(code), code, response };
+      });
+    }
+    // DATA (the command or the final reply) failed: it applies to the accepted recipients.
+    const env = (this.#conn as unknown as Internals)._envelope;
+    const envObj = env && typeof env === "object" ? env as Record<string, unknown> : {};
+    const accepted = new Set(stringArray(envObj.accepted));
+    const rejected = new Map<string, NmError>();
+    if (Array.isArray(envObj.rejectedErrors)) {
+      for (const r of envObj.rejectedErrors.map(asNmError)) {
+        if (r.recipient !== undefined) rejected.set(r.recipient, r);
+      }
+    }
+    return msg.recipients.map((recipient) => {
+      const key = recipient.trim();
+      const r = rejected.get(key);
+      if (r && !accepted.has(key)) return this.#fromError(recipient, r);
+      return { recipient, status: statusOf(code), code, response };
+    });
+  }
+}

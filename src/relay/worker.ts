@@ -1,0 +1,475 @@
+/**
+ * The delivery worker: takes due messages from the spool, sends them upstream on
+ * a bounded number of reused connections, records each recipient's outcome
+ * durably before anything else, schedules retries, and queues bounces. What was
+ * recorded delivered is never sent again; what was not is retried (at-least-once).
+ */
+
+import { join } from "node:path";
+import { errorMessage, type Logger } from "../ops/log.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import { FLUSH_REQUEST_FILE } from "../queue/queue_command.ts";
+import { newQueueId, type QueueRecord, type RecipientRecord } from "../queue/record.ts";
+import { expired, retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
+import { type Spool, UnknownMessageError } from "../queue/spool.ts";
+import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
+import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
+
+/** Settings of the worker. */
+export interface WorkerOptions {
+  spool: Spool;
+  log: Logger;
+  metrics: Metrics;
+  /** Opens an authenticated upstream connection. */
+  connect: () => Promise<UpstreamSession>;
+  /** Human description of the upstream for logs (never with secrets). */
+  upstreamName: string;
+  hostname: string;
+  concurrency: number;
+  messagesPerConnection: number;
+  retry: RetryPolicy;
+  /** How often to look for a `queue flush` request (ms). */
+  pollMs?: number;
+}
+
+interface Lane {
+  session: UpstreamSession | undefined;
+  done: Promise<void>;
+}
+
+/** Delivers the queue through one upstream. */
+export class DeliveryWorker {
+  /** id -> earliest next attempt (ms since epoch). */
+  #schedule = new Map<string, number>();
+  #inFlight = new Set<string>();
+  #lanes = new Set<Lane>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #poller: ReturnType<typeof setInterval> | undefined;
+  #running = false;
+  #stopping = false;
+  #scanning: Promise<void> | undefined;
+
+  constructor(readonly options: WorkerOptions) {}
+
+  /** Messages known to the worker (queued and not yet finished). */
+  get queueSize(): number {
+    return this.#schedule.size;
+  }
+
+  /** Where mail goes, for the start-up log line. */
+  describe(): string {
+    return this.options.upstreamName;
+  }
+
+  /** Scans the spool (messages survive restarts) and begins delivering. */
+  async start(): Promise<void> {
+    this.#running = true;
+    await this.#scan(await this.#takeFlushRequest());
+    this.#poller = setInterval(() => this.#poll(), this.options.pollMs ?? 1000);
+    this.#kick();
+  }
+
+  /** A message was just queued: try it now. */
+  notify(record: QueueRecord): void {
+    if (!this.#running || this.#stopping) return;
+    this.#schedule.set(record.id, Date.parse(record.nextAttemptAt));
+    this.#kick();
+  }
+
+  /**
+   * Stops taking new messages, lets deliveries under way finish within `graceMs`,
+   * then closes the upstream connections. Unfinished messages stay queued.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#timer);
+    clearInterval(this.#poller);
+    const all = Promise.all([...this.#lanes].map((l) => l.done));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs)),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.options.log.warn("shutdown: closing upstream connections still busy", {
+        lanes: this.#lanes.size,
+      });
+      for (const lane of this.#lanes) await lane.session?.close().catch(() => {});
+      await all;
+    }
+    await this.#scanning;
+    this.#running = false;
+  }
+
+  async #poll(): Promise<void> {
+    if (this.#stopping || this.#scanning) return;
+    if (await this.#takeFlushRequest()) {
+      this.options.log.info("flush requested: trying every queued message now");
+      await this.#scan(true);
+      this.#kick();
+    }
+  }
+
+  async #takeFlushRequest(): Promise<boolean> {
+    try {
+      await Deno.remove(join(this.options.spool.dir, FLUSH_REQUEST_FILE));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Loads every record; with `flush`, everything pending is due now. */
+  #scan(flush: boolean): Promise<void> {
+    const run = async () => {
+      const { records, problems } = await this.options.spool.list();
+      for (const p of problems) this.options.log.error("unreadable queue record", { problem: p });
+      const now = Date.now();
+      for (const r of records) {
+        if (this.#inFlight.has(r.id)) continue;
+        this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
+      }
+      this.options.metrics.set("queue_messages", this.#schedule.size);
+    };
+    this.#scanning = run().finally(() => this.#scanning = undefined);
+    return this.#scanning;
+  }
+
+  /** Starts lanes for due messages, up to the concurrency limit, and arms the timer. */
+  #kick(): void {
+    if (!this.#running || this.#stopping) return;
+    const now = Date.now();
+    let due = 0;
+    let next = Infinity;
+    for (const [id, at] of this.#schedule) {
+      if (this.#inFlight.has(id)) continue;
+      if (at <= now) due++;
+      else next = Math.min(next, at);
+    }
+    const free = this.options.concurrency - this.#lanes.size;
+    for (let i = 0; i < Math.min(free, due); i++) this.#startLane();
+    clearTimeout(this.#timer);
+    if (next !== Infinity) {
+      this.#timer = setTimeout(() => this.#kick(), Math.min(Math.max(0, next - now), 2 ** 31 - 1));
+    }
+  }
+
+  #takeDue(): string | undefined {
+    if (this.#stopping) return undefined;
+    const now = Date.now();
+    let best: string | undefined;
+    let bestAt = Infinity;
+    for (const [id, at] of this.#schedule) {
+      if (at <= now && at < bestAt && !this.#inFlight.has(id)) {
+        best = id;
+        bestAt = at;
+      }
+    }
+    if (best !== undefined) this.#inFlight.add(best);
+    return best;
+  }
+
+  #startLane(): void {
+    const lane: Lane = { session: undefined, done: Promise.resolve() };
+    lane.done = this.#runLane(lane).finally(() => {
+      this.#lanes.delete(lane);
+      this.#kick();
+    });
+    this.#lanes.add(lane);
+  }
+
+  async #runLane(lane: Lane): Promise<void> {
+    try {
+      for (let id = this.#takeDue(); id !== undefined; id = this.#takeDue()) {
+        try {
+          await this.#attempt(lane, id);
+        } catch (e) {
+          this.options.log.error("delivery attempt failed unexpectedly", {
+            id,
+            error: errorMessage(e),
+          });
+          this.#schedule.set(id, Date.now() + this.options.retry.minMs);
+        } finally {
+          this.#inFlight.delete(id);
+        }
+      }
+    } finally {
+      await lane.session?.close().catch(() => {});
+      lane.session = undefined;
+    }
+  }
+
+  /** One delivery attempt of one message on the lane's connection. */
+  async #attempt(lane: Lane, id: string): Promise<void> {
+    const { spool, log, metrics } = this.options;
+    let record: QueueRecord;
+    try {
+      record = await spool.read(id);
+    } catch (e) {
+      if (e instanceof UnknownMessageError) {
+        this.#schedule.delete(id); // deleted by `queue delete`
+        return;
+      }
+      throw e;
+    }
+    if (await this.#finishIfDone(record)) return;
+    const pending = record.recipients.filter((r) => r.status === "pending");
+    const now = Date.now();
+    if (expired(this.options.retry, record.receivedAt, now)) {
+      const reason =
+        `message expired after ${
+          Math.round((now - Date.parse(record.receivedAt)) / 3600_000)
+        }h in the queue` +
+        (record.lastError ? `; last error: ${record.lastError}` : "");
+      log.warn("expired", { id, rcpts: pending.length, lastError: record.lastError });
+      const results = pending.map((r): RecipientResult => ({
+        recipient: r.address,
+        status: "failed",
+        response: r.response ?? reason,
+      }));
+      await this.#record(record, results, reason, { expiredReason: reason });
+      return;
+    }
+    metrics.inc("delivery_attempts_total");
+    let results: RecipientResult[];
+    let attemptError: string | undefined;
+    try {
+      if (
+        lane.session &&
+        (!lane.session.usable || lane.session.sentCount >= this.options.messagesPerConnection)
+      ) {
+        await lane.session.close().catch(() => {});
+        lane.session = undefined;
+      }
+      if (lane.session) {
+        try {
+          await lane.session.reset();
+        } catch {
+          await lane.session.close().catch(() => {});
+          lane.session = undefined;
+        }
+      }
+      lane.session ??= await this.options.connect();
+      const file = await spool.openMessage(id);
+      try {
+        results = await lane.session.send({
+          sender: record.sender,
+          recipients: pending.map((r) => r.address),
+          smtputf8: record.smtputf8,
+          eightBit: record.body === "8BITMIME",
+          size: record.size,
+          open: () => file.readable,
+        });
+      } finally {
+        try {
+          file.close();
+        } catch { /* closed by its stream */ }
+      }
+    } catch (e) {
+      await lane.session?.close().catch(() => {});
+      lane.session = undefined;
+      if (e instanceof UnknownMessageError) {
+        this.#schedule.delete(id);
+        return;
+      }
+      attemptError = errorMessage(e);
+      const permanent = e instanceof UpstreamError && e.permanent;
+      results = pending.map((r) => ({
+        recipient: r.address,
+        status: permanent ? "failed" : "deferred",
+        code: e instanceof UpstreamError ? e.code : undefined,
+        response: attemptError!,
+      }));
+    }
+    await this.#record(record, results, attemptError);
+  }
+
+  /** Writes the outcome durably first, then bounces, then removes finished messages. */
+  async #record(
+    record: QueueRecord,
+    results: RecipientResult[],
+    attemptError: string | undefined,
+    opts: { expiredReason?: string } = {},
+  ): Promise<void> {
+    const { log, metrics, spool } = this.options;
+    const now = new Date();
+    const byAddress = new Map(results.map((r) => [r.recipient, r]));
+    let deferred = 0;
+    const recipients: RecipientRecord[] = record.recipients.map((r) => {
+      const result = r.status === "pending" ? byAddress.get(r.address) : undefined;
+      if (!result) return r;
+      const base = { ...r, response: result.response, updatedAt: now.toISOString() };
+      switch (result.status) {
+        case "delivered":
+          metrics.inc("deliveries_total");
+          log.info("delivered", {
+            id: record.id,
+            to: `<${r.address}>`,
+            upstream: this.options.upstreamName,
+            response: result.response,
+          });
+          return { ...base, status: "delivered" };
+        case "failed":
+          metrics.inc("failures_total");
+          log.warn("failed", { id: record.id, to: `<${r.address}>`, response: result.response });
+          return { ...base, status: "failed", bounced: false };
+        case "deferred":
+          deferred++;
+          metrics.inc("deferrals_total");
+          return base;
+      }
+    });
+    const attempts = record.attempts + (opts.expiredReason ? 0 : 1);
+    const delay = retryDelayMs(this.options.retry, attempts);
+    const firstDeferred = results.find((r) => r.status === "deferred");
+    const updated: QueueRecord = {
+      ...record,
+      recipients,
+      attempts,
+      lastError: attemptError ?? firstDeferred?.response ?? record.lastError,
+      nextAttemptAt: new Date(now.getTime() + delay).toISOString(),
+    };
+    if (deferred > 0) {
+      log.info("deferred", {
+        id: record.id,
+        rcpts: deferred,
+        attempts,
+        retryIn: `${Math.round(delay / 1000)}s`,
+        error: updated.lastError,
+      });
+    }
+    try {
+      await spool.update(updated);
+    } catch (e) {
+      if (e instanceof UnknownMessageError) {
+        this.#schedule.delete(record.id);
+        return;
+      }
+      throw e;
+    }
+    this.#schedule.set(record.id, now.getTime() + delay);
+    await this.#finishIfDone(updated);
+  }
+
+  /**
+   * Queues the bounce for failed recipients not yet bounced (recorded after the
+   * bounce is on disk, so a crash between repeats it rather than loses it), and
+   * removes the message once no recipient is pending.
+   */
+  async #finishIfDone(record: QueueRecord): Promise<boolean> {
+    const { log, spool } = this.options;
+    const unbounced = record.recipients.filter((r) => r.status === "failed" && r.bounced === false);
+    if (unbounced.length > 0) {
+      if (record.kind === "bounce" || record.sender === "") {
+        log.warn("no bounce for a null sender: dropping failed recipients", {
+          id: record.id,
+          rcpts: unbounced.length,
+          kind: record.kind,
+        });
+      } else {
+        await this.#queueBounce(record, unbounced);
+      }
+      record = {
+        ...record,
+        recipients: record.recipients.map((r) =>
+          r.status === "failed" ? { ...r, bounced: true } : r
+        ),
+      };
+      try {
+        await spool.update(record);
+      } catch (e) {
+        if (!(e instanceof UnknownMessageError)) throw e;
+      }
+    }
+    if (record.recipients.some((r) => r.status === "pending")) return false;
+    try {
+      await spool.remove(record.id);
+      log.info("removed", {
+        id: record.id,
+        delivered: record.recipients.filter((r) => r.status === "delivered").length,
+        failed: record.recipients.filter((r) => r.status === "failed").length,
+      });
+    } catch (e) {
+      if (!(e instanceof UnknownMessageError)) throw e;
+    }
+    this.#schedule.delete(record.id);
+    this.options.metrics.set("queue_messages", this.#schedule.size);
+    return true;
+  }
+
+  async #queueBounce(record: QueueRecord, failed: RecipientRecord[]): Promise<void> {
+    const { spool, log, metrics, hostname } = this.options;
+    const headers = await this.#originalHeaders(record.id);
+    const bytes = buildBounce({
+      reportingMta: hostname,
+      originalSender: record.sender,
+      arrivalDate: new Date(record.receivedAt),
+      messageId: record.id,
+      failures: failed.map((r) => ({
+        recipient: r.address,
+        status: enhancedStatus(r.response),
+        diagnostic: r.response ?? "delivery failed",
+        remoteMta: this.options.upstreamName,
+      })),
+      originalHeaders: headers,
+    });
+    const id = newQueueId();
+    const writer = await spool.createMessage(id);
+    const now = new Date().toISOString();
+    try {
+      await writer.write(bytes);
+      await writer.commit({
+        version: 1,
+        id,
+        kind: "bounce",
+        sender: "",
+        recipients: [{ address: record.sender, status: "pending" }],
+        smtputf8: record.smtputf8,
+        body: "8BITMIME",
+        size: bytes.length,
+        receivedAt: now,
+        client: { address: "127.0.0.1", port: 0, tls: false },
+        helo: hostname,
+        protocol: "LOCAL",
+        attempts: 0,
+        nextAttemptAt: now,
+      });
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    metrics.inc("bounces_total");
+    log.info("bounce queued", {
+      id,
+      for: record.id,
+      to: `<${record.sender}>`,
+      rcpts: failed.length,
+    });
+    this.#schedule.set(id, Date.now());
+    this.#kick();
+  }
+
+  async #originalHeaders(id: string): Promise<Uint8Array> {
+    const file = await this.options.spool.openMessage(id);
+    try {
+      const buffer = new Uint8Array(MAX_HEADER_BLOCK);
+      let used = 0;
+      while (used < buffer.length) {
+        const n = await file.read(buffer.subarray(used));
+        if (n === null) break;
+        used += n;
+      }
+      return headerBlock(buffer.subarray(0, used));
+    } finally {
+      file.close();
+    }
+  }
+}
+
+/** The enhanced status code in an upstream reply, e.g. "5.1.1"; 5.0.0 when none. */
+function enhancedStatus(response: string | undefined): string {
+  const m = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(response ?? "");
+  if (m && m[1] !== "2") return `${m[1] === "4" ? "5" : m[1]}.${m[2]}.${m[3]}`;
+  return "5.0.0";
+}

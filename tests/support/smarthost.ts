@@ -1,0 +1,239 @@
+/**
+ * A real stand-in smarthost for tests, built on npm `smtp-server`: STARTTLS or implicit TLS
+ * with the test PKI, AUTH against a user map, and switchable failure behaviours.
+ */
+import { SMTPServer, type SMTPServerOptions } from "smtp-server";
+import type { TestPki } from "./tls.ts";
+
+/** One message as the smarthost received it; `data` is byte-exact (dot-unstuffed). */
+export interface ReceivedMail {
+  from: string;
+  to: string[];
+  data: Uint8Array;
+  user?: string;
+  /** The client sent the SMTPUTF8 MAIL parameter. */
+  smtputf8: boolean;
+  /** BODY= of MAIL FROM ("7bit" unless the client sent BODY=8BITMIME). */
+  bodyType: string;
+  /** The session was encrypted (STARTTLS or implicit TLS) when the message arrived. */
+  secure: boolean;
+}
+
+/** Failure switches, changeable at any time with `setBehavior`. */
+export interface SmarthostBehavior {
+  /** RCPT TO replies by recipient address (case-insensitive), e.g. `{ "x@y": 550 }`. */
+  rejectRecipients: Record<string, number>;
+  /** Reply this code (e.g. 451 or 554) to the next DATA transfer, then clear it. */
+  failDataOnce: number;
+  /** Destroy the socket in the middle of the next N DATA transfers. */
+  dropMidData: number;
+  /** Answer every MAIL FROM with 451. */
+  tempFailAll: boolean;
+}
+
+/** Handle of a running smarthost. */
+export interface Smarthost {
+  port: number;
+  received: ReceivedMail[];
+  /** Connections accepted so far. */
+  readonly connections: number;
+  close(): Promise<void>;
+  setBehavior(b: Partial<SmarthostBehavior>): void;
+  /** Resolves once `count` messages are received; rejects after `timeoutMs` (default 5 s). */
+  waitFor(count: number, timeoutMs?: number): Promise<ReceivedMail[]>;
+}
+
+/**
+ * Options of `startSmarthost`. Reply texts carry no enhanced status codes: smtp-server adds
+ * them itself (ENHANCEDSTATUSCODES is on).
+ */
+export interface SmarthostOptions {
+  pki: TestPki;
+  /** user → password; when given, AUTH is required. */
+  users?: Record<string, string>;
+  /** Implicit TLS (smtps). */
+  secure?: boolean;
+  /** Offer STARTTLS (default true). */
+  starttls?: boolean;
+  /** Default PLAIN, LOGIN. */
+  authMethods?: string[];
+  behavior?: Partial<SmarthostBehavior>;
+  /** Do not advertise SMTPUTF8. */
+  hideSmtputf8?: boolean;
+  /** Do not advertise PIPELINING. */
+  hidePipelining?: boolean;
+  /** Listen on this port (default: any free port). */
+  port?: number;
+}
+
+type SmtpError = Error & { responseCode?: number };
+
+function smtpError(code: number, message: string): SmtpError {
+  const err: SmtpError = new Error(message);
+  err.responseCode = code;
+  return err;
+}
+
+function userOf(session: { user?: unknown }): string | undefined {
+  return typeof session.user === "string" ? session.user : undefined;
+}
+
+/** Starts a smarthost on 127.0.0.1 with an ephemeral port. */
+export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost> {
+  const behavior: SmarthostBehavior = {
+    rejectRecipients: {},
+    failDataOnce: 0,
+    dropMidData: 0,
+    tempFailAll: false,
+    ...opts.behavior,
+  };
+  const received: ReceivedMail[] = [];
+  const waiters = new Set<() => void>();
+  let connections = 0;
+  const users = opts.users;
+  const disabled: string[] = [];
+  if (opts.starttls === false) disabled.push("STARTTLS");
+  if (!users) disabled.push("AUTH");
+
+  const options: SMTPServerOptions = {
+    name: "smarthost.test",
+    key: opts.pki.key,
+    cert: opts.pki.cert,
+    secure: opts.secure ?? false,
+    logger: false,
+    disableReverseLookup: true,
+    disabledCommands: disabled,
+    authMethods: opts.authMethods ?? ["PLAIN", "LOGIN"],
+    authOptional: !users,
+    allowInsecureAuth: opts.starttls === false,
+    hideSMTPUTF8: opts.hideSmtputf8 ?? false,
+    hidePIPELINING: opts.hidePipelining ?? false,
+    hideENHANCEDSTATUSCODES: false,
+    size: 10 * 1024 * 1024,
+    closeTimeout: 1000,
+    socketTimeout: 10_000,
+    onConnect(_session, callback) {
+      connections++;
+      callback();
+    },
+    onAuth(auth, _session, callback) {
+      const expected = users?.[auth.username ?? ""];
+      const given = auth.method === "XOAUTH2" ? auth.accessToken : auth.password;
+      if (expected !== undefined && given === expected) {
+        return callback(null, { user: auth.username });
+      }
+      if (auth.method === "XOAUTH2") {
+        return callback(null, { data: { status: "401", schemes: "bearer" } });
+      }
+      callback(smtpError(535, "Authentication credentials invalid"));
+    },
+    onMailFrom(_address, _session, callback) {
+      if (behavior.tempFailAll) {
+        return callback(smtpError(451, "Temporary failure, try again later"));
+      }
+      callback();
+    },
+    onRcptTo(address, _session, callback) {
+      const wanted = address.address.toLowerCase();
+      for (const [addr, code] of Object.entries(behavior.rejectRecipients)) {
+        if (addr.toLowerCase() === wanted) {
+          const text = code >= 500 ? "No such user" : "Mailbox busy, try later";
+          return callback(smtpError(code, text));
+        }
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Uint8Array[] = [];
+      let dropping = false;
+      if (behavior.dropMidData > 0) {
+        behavior.dropMidData--;
+        dropping = true;
+      }
+      stream.on("data", (chunk: Uint8Array) => {
+        chunks.push(chunk);
+        if (dropping) {
+          dropping = false;
+          for (const conn of server.connections) {
+            if (conn.id === session.id) conn._socket.destroy();
+          }
+        }
+      });
+      stream.on("error", (err: Error) => callback(err));
+      stream.on("end", () => {
+        if (behavior.failDataOnce) {
+          const code = behavior.failDataOnce;
+          behavior.failDataOnce = 0;
+          const text = code >= 500 ? "Message rejected" : "Try again later";
+          return callback(smtpError(code, text));
+        }
+        const total = chunks.reduce((n, c) => n + c.length, 0);
+        const data = new Uint8Array(total);
+        let off = 0;
+        for (const c of chunks) {
+          data.set(c, off);
+          off += c.length;
+        }
+        const env = session.envelope;
+        received.push({
+          from: env.mailFrom ? env.mailFrom.address : "",
+          to: env.rcptTo.map((r) => r.address),
+          data,
+          user: userOf(session),
+          smtputf8: env.smtpUtf8 === true,
+          bodyType: env.bodyType ?? "7bit",
+          secure: session.secure,
+        });
+        for (const w of [...waiters]) w();
+        callback(null, `Ok: queued as ${received.length}`);
+      });
+    },
+  };
+
+  const server = new SMTPServer(options);
+  // Connection-level errors (e.g. a client dropping mid-handshake) are expected in tests.
+  server.on("error", () => {});
+  const port = await new Promise<number>((resolve, reject) => {
+    const net = server.listen(opts.port ?? 0, "127.0.0.1", () => {
+      const addr = net.address();
+      if (addr && typeof addr === "object") resolve(addr.port);
+      else reject(new Error("smarthost: no listening address"));
+    });
+    net.once("error", reject);
+  });
+
+  let closed: Promise<void> | undefined;
+  return {
+    port,
+    received,
+    get connections() {
+      return connections;
+    },
+    setBehavior(b) {
+      Object.assign(behavior, b);
+    },
+    waitFor(count, timeoutMs = 5000) {
+      if (received.length >= count) return Promise.resolve(received.slice());
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (received.length >= count) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(received.slice());
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(`smarthost: ${received.length}/${count} messages after ${timeoutMs} ms`),
+          );
+        }, timeoutMs);
+        waiters.add(check);
+      });
+    },
+    close() {
+      closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
+      return closed;
+    },
+  };
+}
