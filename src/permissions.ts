@@ -114,3 +114,70 @@ export async function runArguments(
   }
   return ["--no-prompt", ...permissionFlags(config, command as Command, env), main, ...args];
 }
+
+/** Smarthosts the released binary may reach (submission 587 and implicit TLS 465). */
+export const RELEASE_SMARTHOSTS = [
+  "*.gmail.com", // smtp.gmail.com, smtp-relay.gmail.com
+  "*.googlemail.com",
+  "*.office365.com",
+  "*.outlook.com",
+  "*.mail.yahoo.com",
+  "*.fastmail.com",
+  "*.sendgrid.net",
+  "*.amazonaws.com", // email-smtp.REGION.amazonaws.com
+  "*.mailgun.org",
+  "*.postmarkapp.com",
+  "*.brevo.com",
+  "*.sparkpostmail.com",
+  "*.zoho.com",
+  "*.zoho.eu",
+  "*.mailjet.com",
+];
+
+/** Paths the released binary may use: its spool, its config and Docker/systemd secrets. */
+export const RELEASE_PATHS = {
+  spool: "/var/spool/carrier",
+  config: "/etc/carrier",
+  secrets: ["/run/secrets", "/run/credentials"],
+};
+
+/**
+ * The permission set baked into the released binary: default listen addresses,
+ * the common smarthosts on 587 and 465, Google's OAuth2 token endpoint, the
+ * spool and config directories. To reach other hosts, compile with your own
+ * configuration (`deno task compile -- serve --upstream ...`).
+ */
+export function releaseFlags(): string[] {
+  const net = [
+    "127.0.0.1:2525",
+    "[::1]:2525",
+    "127.0.0.1:2465",
+    "[::1]:2465",
+    "127.0.0.1:9025",
+    ...RELEASE_SMARTHOSTS.flatMap((h) => [`${h}:587`, `${h}:465`]),
+    OAUTH2_TOKEN_HOST,
+  ];
+  const read = [RELEASE_PATHS.spool, RELEASE_PATHS.config, ...RELEASE_PATHS.secrets];
+  return [
+    `--allow-read=${read.join(",")}`,
+    `--allow-write=${RELEASE_PATHS.spool},${RELEASE_PATHS.config}`,
+    `--allow-net=${net.join(",")}`,
+    `--allow-env=${ENV_VARS.join(",")}`,
+    "--allow-sys=hostname",
+  ];
+}
+
+/** The union of the flags every command needs under `config`, for a binary built for it. */
+export function binaryFlags(config: Config, env: (name: string) => string | undefined): string[] {
+  const merged = new Map<string, Set<string>>();
+  for (const command of ["serve", "queue", "users", "check-config"] as const) {
+    for (const flag of permissionFlags(config, command, env)) {
+      const eq = flag.indexOf("=");
+      const name = eq === -1 ? flag : flag.slice(0, eq);
+      const values = merged.get(name) ?? new Set<string>();
+      if (eq !== -1) for (const v of flag.slice(eq + 1).split(",")) values.add(v);
+      merged.set(name, values);
+    }
+  }
+  return [...merged].map(([name, values]) => values.size ? `${name}=${[...values].join(",")}` : name);
+}

@@ -113,7 +113,9 @@ export class LineSplitter {
   #append(out: Line[], bytes: Uint8Array): void {
     let rest = bytes;
     while (this.#pendingLength + rest.length > this.maxLength) {
-      const room = this.maxLength - this.#pendingLength;
+      // After maxLength was lowered (DATA back to commands) more than maxLength may be
+      // pending: there is no room, so emit it as it is rather than lose bytes.
+      const room = Math.max(0, this.maxLength - this.#pendingLength);
       if (room > 0) {
         this.#pending.push(rest.slice(0, room));
         this.#pendingLength += room;

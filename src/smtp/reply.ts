@@ -26,7 +26,8 @@ export function formatReply(r: Reply): string {
   r.lines.forEach((line, i) => {
     const text = sanitize(line);
     const prefix = r.enhanced ? `${r.enhanced} ` : "";
-    out += `${r.code}${i === last ? " " : "-"}${prefix}${text}`.trimEnd() + "\r\n";
+    // The separator always stays: RFC 4954 requires "334" SP even when the challenge is empty.
+    out += `${r.code}${i === last ? " " : "-"}${(prefix + text).trimEnd()}\r\n`;
   });
   return out;
 }
@@ -36,10 +37,9 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array {
   return encoder.encode(replies.map(formatReply).join(""));
 }
 
-/** The reply text never carries control characters (a CR or LF would split the reply). */
+/** Reply text is printable ASCII (RFC 5321 §4.2): a CR or LF would split the reply. */
 function sanitize(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/[\x00-\x1f\x7f]/g, "?");
+  return text.replace(/[^\x20-\x7e]/gu, "?");
 }
 
 /** True when the reply closes a transaction's command as a failure (4xx or 5xx). */
