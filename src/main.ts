@@ -149,7 +149,7 @@ export function reportFatal(e: unknown): number {
     const flag = /--allow-[a-z]+/.exec(e.message)?.[0];
     console.error(
       `carrier: permission missing: ${e.message.split("\n")[0]}${
-        flag ? ` (add it to the ${flag} flag, or derive the flags with: carrier check-config)` : ""
+        flag ? " (carrier check-config prints the flags a configuration needs)" : ""
       }`,
     );
     return 1;

@@ -107,9 +107,15 @@ export async function runArguments(
   let config: Config;
   try {
     const { values } = parseFlags(rest, { json: { type: "boolean" }, help: { type: "boolean" } });
-    config = await buildConfig(configFlags(values), env, () => "localhost");
+    try {
+      config = await buildConfig(configFlags(values), env, () => "localhost");
+    } catch {
+      // Let carrier itself report the problem: it may read the config file and nothing else.
+      const file = (values.config as string | undefined) ?? env("CARRIER_CONFIG");
+      const read = file ? [`--allow-read=${resolve(file)}`] : [];
+      return ["--no-prompt", ...read, `--allow-env=${ENV_VARS.join(",")}`, main, ...args];
+    }
   } catch {
-    // Let carrier itself report the problem, with no permissions granted.
     return ["--no-prompt", main, ...args];
   }
   return ["--no-prompt", ...permissionFlags(config, command as Command, env), main, ...args];
@@ -175,9 +181,11 @@ export function binaryFlags(config: Config, env: (name: string) => string | unde
       const eq = flag.indexOf("=");
       const name = eq === -1 ? flag : flag.slice(0, eq);
       const values = merged.get(name) ?? new Set<string>();
-      if (eq !== -1) for (const v of flag.slice(eq + 1).split(",")) values.add(v);
+      if (eq !== -1) { for (const v of flag.slice(eq + 1).split(",")) values.add(v); }
       merged.set(name, values);
     }
   }
-  return [...merged].map(([name, values]) => values.size ? `${name}=${[...values].join(",")}` : name);
+  return [...merged].map(([name, values]) =>
+    values.size ? `${name}=${[...values].join(",")}` : name
+  );
 }
