@@ -20,7 +20,9 @@ if (rest.length === 0) {
 } else {
   const [command, ...options] = rest;
   if (command !== "serve") {
-    console.error('compile: give a serve configuration, e.g. "-- serve --upstream URL --spool DIR"');
+    console.error(
+      'compile: give a serve configuration, e.g. "-- serve --upstream URL --spool DIR"',
+    );
     Deno.exit(2);
   }
   const { values } = parseFlags(options, {});

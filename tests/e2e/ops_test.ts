@@ -1,0 +1,68 @@
+/**
+ * End-to-end operations: the metrics and health endpoint, graceful stop on
+ * SIGTERM (idle sessions told 421, a transaction in progress may finish), and
+ * restart keeping the queue.
+ */
+
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { queueFiles, runCarrier, startCarrier, swaks } from "../support/carrier.ts";
+import { RawClient } from "../support/raw_client.ts";
+
+Deno.test("metrics endpoint: /healthz and Prometheus counters that follow the traffic", async () => {
+  const carrier = await startCarrier({ args: ["--metrics-listen", "127.0.0.1:0"] });
+  try {
+    const line = await carrier.waitForLog(/metrics listening address=/);
+    const port = Number(/address=127\.0\.0\.1:(\d+)/.exec(line)?.[1]);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    strictEqual(health.status, 200);
+    strictEqual(await health.text(), "ok\n");
+    const sent = await swaks(["--server", `127.0.0.1:${carrier.port}`, "--to", "a@example.com"]);
+    strictEqual(sent.code, 0, sent.output);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    ok(metrics.includes("# TYPE carrier_messages_accepted_total counter"), metrics);
+    ok(/^carrier_messages_accepted_total 1$/m.test(metrics), metrics);
+    ok(/^carrier_connections_total 1$/m.test(metrics), metrics);
+    const missing = await fetch(`http://127.0.0.1:${port}/nope`);
+    strictEqual(missing.status, 404);
+    await missing.body?.cancel();
+  } finally {
+    await carrier.stop();
+  }
+});
+
+Deno.test("SIGTERM: an idle session gets 421, a transaction under way finishes, the queue survives a restart", async () => {
+  const carrier = await startCarrier({ args: ["--shutdown-timeout", "10s"] });
+  const idle = await RawClient.connect(carrier.port);
+  const busy = await RawClient.connect(carrier.port);
+  try {
+    await idle.reply();
+    await busy.reply();
+    await busy.send(
+      "EHLO busy.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+    );
+    deepStrictEqual((await busy.replies(4)).map((r) => r.code), [250, 250, 250, 354]);
+    await busy.send("Subject: in flight\r\n\r\nfirst half\r\n");
+    carrier.child.kill("SIGTERM");
+    await carrier.waitForLog(/ stopping signal=SIGTERM/);
+    const bye = await idle.reply();
+    strictEqual(bye.code, 421);
+    ok(bye.raw.includes("4.3.2"));
+    // The session in DATA may still complete its message.
+    await busy.send("second half\r\n.\r\n");
+    const done = await busy.reply();
+    strictEqual(done.code, 250, done.raw);
+    strictEqual(await carrier.stop(), 0);
+    strictEqual((await queueFiles(carrier.spool)).length, 2);
+    const restarted = await startCarrier({ spool: carrier.spool });
+    try {
+      const list = await runCarrier(["queue", "list", "--json", "--spool", carrier.spool]);
+      strictEqual(JSON.parse(list.stdout).messages.length, 1);
+    } finally {
+      await restarted.stop();
+    }
+  } finally {
+    idle.close();
+    busy.close();
+    await carrier.stop();
+  }
+});
