@@ -382,3 +382,32 @@ print(" ".join(acked))
     await smarthost.close();
   }
 });
+
+Deno.test("relay: a message that outlives --max-queue-lifetime bounces; its undeliverable bounce is dropped", async () => {
+  const pki = await makeTestPki();
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close(); // nothing listens: every attempt is deferred
+  const carrier = await startCarrier({
+    args: upstreamArgs(pki, port, ["--max-queue-lifetime", "2s"]),
+    env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },
+  });
+  try {
+    const id = await send(
+      carrier.port,
+      "app@example.org",
+      ["a@example.com"],
+      "Subject: old\r\n\r\nx\r\n",
+    );
+    await carrier.waitForLog(new RegExp(`deferred id=${id} `));
+    await carrier.waitForLog(new RegExp(`expired id=${id} rcpts=1`), 20_000);
+    await carrier.waitForLog(new RegExp(`bounce queued id=\\S+ for=${id} to=<app@example.org>`));
+    await carrier.waitForLog(
+      /no bounce for a null sender: dropping failed recipients id=\S+ rcpts=1 kind=bounce/,
+      20_000,
+    );
+    await waitUntil("empty queue", async () => (await queueFiles(carrier.spool)).length === 0);
+  } finally {
+    await carrier.stop();
+  }
+});
