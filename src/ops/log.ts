@@ -44,7 +44,7 @@ export class Logger {
     if (this.format === "json") {
       const record: Record<string, unknown> = { time, level, event };
       for (const [k, v] of Object.entries(fields)) if (v !== undefined) record[k] = v;
-      this.sink(JSON.stringify(record));
+      this.sink(escapeSeparators(JSON.stringify(record)));
       return;
     }
     let line = `${time} ${level} ${event}`;
@@ -59,7 +59,19 @@ export class Logger {
 function formatValue(v: string | number | boolean | null): string {
   if (typeof v !== "string") return String(v);
   if (/^[A-Za-z0-9_.:@<>\/+\-\[\]=,]+$/.test(v) && v !== "") return v;
-  return JSON.stringify(v);
+  return escapeSeparators(JSON.stringify(v));
+}
+
+/**
+ * JSON.stringify leaves DEL, the C1 controls (NEL U+0085 among them) and U+2028/U+2029
+ * unescaped; some readers split lines there. They only occur inside JSON strings, where
+ * a \uXXXX escape means the same.
+ */
+function escapeSeparators(json: string): string {
+  return json.replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** A short message of an unknown thrown value, for log fields. */

@@ -61,15 +61,18 @@ async function openExisting(dir: string): Promise<Spool> {
   return await Spool.open(dir);
 }
 
-/** "3m", "2h", "4d": a short age for people. */
+/** "45s", "3m", "1h05m", "2h", "2d3h": a short age for people. */
 export function shortDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return "?";
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m`;
   if (s < 86400) {
-    return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60) || ""}`.replace(/h$/, "h");
+    const minutes = Math.floor((s % 3600) / 60);
+    return `${Math.floor(s / 3600)}h${minutes ? `${String(minutes).padStart(2, "0")}m` : ""}`;
   }
-  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600) || ""}`;
+  const hours = Math.floor((s % 86400) / 3600);
+  return `${Math.floor(s / 86400)}d${hours ? `${hours}h` : ""}`;
 }
 
 function describeRecipients(record: QueueRecord): string[] {

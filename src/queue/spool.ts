@@ -129,6 +129,7 @@ export class Spool {
 
   /** Starts writing a new message with the given id. */
   async createMessage(id: string): Promise<MessageWriter> {
+    if (!ID_PATTERN.test(id)) throw new Error(`invalid queue id ${JSON.stringify(id)}`);
     const tmpPath = join(this.tmpDir, `${id}.msg`);
     const file = await Deno.open(tmpPath, { write: true, createNew: true, mode: 0o600 });
     return new MessageWriter(this, id, file, tmpPath);
@@ -157,11 +158,19 @@ export class Spool {
    * finishing late never brings a deleted message back.
    */
   async update(record: QueueRecord): Promise<void> {
+    if (!ID_PATTERN.test(record.id)) throw new UnknownMessageError(record.id);
     const tmp = join(this.tmpDir, `${record.id}.json.${crypto.randomUUID()}`);
     try {
       await writeSynced(tmp, JSON.stringify(record, null, 2) + "\n");
       if (!(await exists(this.recordPath(record.id)))) throw new UnknownMessageError(record.id);
       await Deno.rename(tmp, this.recordPath(record.id));
+      // A remove() that ran between the check and the rename took the bytes too (it
+      // removes the record first): take back the record we just brought back.
+      if (!(await exists(this.messagePath(record.id)))) {
+        await Deno.remove(this.recordPath(record.id)).catch(() => {});
+        await this.#syncDir(this.queueDir);
+        throw new UnknownMessageError(record.id);
+      }
       await this.#syncDir(this.queueDir);
     } catch (e) {
       await Deno.remove(tmp).catch(() => {});
@@ -179,7 +188,13 @@ export class Spool {
       if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
       throw e;
     }
-    return validateRecord(JSON.parse(text), this.recordPath(id));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${this.recordPath(id)}: invalid JSON: ${(e as Error).message}`);
+    }
+    return validateRecord(json, this.recordPath(id));
   }
 
   /** All queued records, oldest first; unreadable records are reported, not fatal. */

@@ -1,0 +1,478 @@
+import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
+import { join } from "node:path";
+import {
+  buildConfig,
+  type Config,
+  ConfigError,
+  configFlags,
+  ENV_VARS,
+  formatAddress,
+  parseDuration,
+  parseFlags,
+  parseListenAddress,
+  parseSize,
+  readConfigFile,
+} from "../src/config.ts";
+
+const noEnv = () => undefined;
+const host = () => "relay.example.com";
+
+function envOf(vars: Record<string, string>): (name: string) => string | undefined {
+  return (name) => vars[name];
+}
+
+/** Flags as `carrier serve ARGS` would parse them. */
+function flags(...args: string[]) {
+  return configFlags(parseFlags(args, {}).values);
+}
+
+async function withFile(
+  text: string,
+  fn: (path: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "carrier-config-test-" });
+  try {
+    const path = join(dir, "carrier.json");
+    await Deno.writeTextFile(path, text);
+    await fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Asserts a ConfigError whose message contains every one of `parts`, on one line. */
+function configError(...parts: string[]) {
+  return (e: unknown) => {
+    ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+    for (const part of parts) ok(e.message.includes(part), `"${part}" not in: ${e.message}`);
+    ok(!e.message.includes("\n"), `one line: ${e.message}`);
+    return true;
+  };
+}
+
+Deno.test("defaults", async () => {
+  const c = await buildConfig({}, noEnv, host);
+  const expected: Config = {
+    configFile: undefined,
+    listen: [{ hostname: "127.0.0.1", port: 2525 }],
+    listenTls: [],
+    hostname: "relay.example.com",
+    spool: "./spool",
+    maxMessageSize: 25 * 1024 * 1024,
+    maxRecipients: 100,
+    maxConnections: 200,
+    maxConnectionsPerClient: 50,
+    maxErrors: 20,
+    commandTimeout: 300,
+    dataTimeout: 180,
+    dataTotalTimeout: 1800,
+    shutdownTimeout: 30,
+    relayNetworks: "127.0.0.0/8,::1/128",
+    tlsCert: undefined,
+    tlsKey: undefined,
+    users: undefined,
+    authOnPlaintextLoopback: false,
+    senders: undefined,
+    recipientDomains: undefined,
+    userSenders: undefined,
+    rateMessagesPerMinute: 0,
+    rateRecipientsPerHour: 0,
+    upstream: undefined,
+    upstreamPasswordFile: undefined,
+    upstreamCa: undefined,
+    upstreamServername: undefined,
+    deliveryConcurrency: 4,
+    messagesPerConnection: 50,
+    retryMin: 60,
+    retryMax: 3600,
+    maxQueueLifetime: 5 * 86400,
+    upstreamTimeout: 60,
+    logFormat: "text",
+    metricsListen: undefined,
+  };
+  deepStrictEqual(c, expected);
+});
+
+Deno.test("flags set every kind of value", async () => {
+  const c = await buildConfig(
+    flags(
+      "--listen",
+      "127.0.0.1:2626",
+      "--listen",
+      "[::1]:2626,0.0.0.0:25",
+      "--hostname",
+      "mx.example.com",
+      "--spool",
+      "/var/spool/carrier",
+      "--max-message-size",
+      "10M",
+      "--max-recipients",
+      "7",
+      "--rate-messages-per-minute",
+      "0",
+      "--retry-min",
+      "30s",
+      "--retry-max",
+      "2h",
+      "--max-queue-lifetime",
+      "1d",
+      "--relay-networks",
+      "10.0.0.0/8, 192.168.0.0/16",
+      "--auth-on-plaintext-loopback",
+      "--log-format",
+      "json",
+      "--metrics-listen",
+      "127.0.0.1:9025",
+    ),
+    noEnv,
+    host,
+  );
+  deepStrictEqual(c.listen, [
+    { hostname: "127.0.0.1", port: 2626 },
+    { hostname: "::1", port: 2626 },
+    { hostname: "0.0.0.0", port: 25 },
+  ]);
+  strictEqual(c.hostname, "mx.example.com");
+  strictEqual(c.spool, "/var/spool/carrier");
+  strictEqual(c.maxMessageSize, 10 * 1024 * 1024);
+  strictEqual(c.maxRecipients, 7);
+  strictEqual(c.rateMessagesPerMinute, 0);
+  strictEqual(c.retryMin, 30);
+  strictEqual(c.retryMax, 7200);
+  strictEqual(c.maxQueueLifetime, 86400);
+  strictEqual(c.relayNetworks, "10.0.0.0/8,192.168.0.0/16");
+  strictEqual(c.authOnPlaintextLoopback, true);
+  strictEqual(c.logFormat, "json");
+  deepStrictEqual(c.metricsListen, { hostname: "127.0.0.1", port: 9025 });
+});
+
+Deno.test("flags override the environment, which overrides the file", async () => {
+  await withFile(
+    JSON.stringify({
+      upstream: "starttls://file@smtp.example.com",
+      maxRecipients: 5,
+      listen: ["127.0.0.1:3000"],
+      spool: "/from/file",
+    }),
+    async (path) => {
+      const fileOnly = await buildConfig(flags("--config", path), noEnv, host);
+      strictEqual(fileOnly.configFile, path);
+      strictEqual(fileOnly.upstream, "starttls://file@smtp.example.com");
+      strictEqual(fileOnly.maxRecipients, 5);
+      strictEqual(fileOnly.spool, "/from/file");
+      deepStrictEqual(fileOnly.listen, [{ hostname: "127.0.0.1", port: 3000 }]);
+
+      const env = envOf({ CARRIER_UPSTREAM: "smtps://env@smtp.example.com" });
+      const withEnv = await buildConfig(flags("--config", path), env, host);
+      strictEqual(withEnv.upstream, "smtps://env@smtp.example.com");
+      strictEqual(withEnv.maxRecipients, 5, "other file keys stay");
+
+      const withFlag = await buildConfig(
+        flags(
+          "--config",
+          path,
+          "--upstream",
+          "smtps://flag@smtp.example.com",
+          "--max-recipients",
+          "9",
+          "--spool",
+          "/from/flag",
+        ),
+        env,
+        host,
+      );
+      strictEqual(withFlag.upstream, "smtps://flag@smtp.example.com");
+      strictEqual(withFlag.maxRecipients, 9);
+      strictEqual(withFlag.spool, "/from/flag");
+
+      // The file can also come from CARRIER_CONFIG; --config wins over it.
+      const viaEnv = await buildConfig({}, envOf({ CARRIER_CONFIG: path }), host);
+      strictEqual(viaEnv.configFile, path);
+      strictEqual(viaEnv.maxRecipients, 5);
+      await rejects(
+        buildConfig(flags("--config", path + ".missing"), envOf({ CARRIER_CONFIG: path }), host),
+        configError(path + ".missing"),
+      );
+    },
+  );
+});
+
+Deno.test("an empty CARRIER_UPSTREAM does not clear the file's upstream", async () => {
+  await withFile(JSON.stringify({ upstream: "smtps://smtp.example.com" }), async (path) => {
+    const c = await buildConfig(flags("--config", path), envOf({ CARRIER_UPSTREAM: "" }), host);
+    strictEqual(c.upstream, "smtps://smtp.example.com");
+  });
+});
+
+Deno.test("a config file sets values in camelCase with sizes and durations as text", async () => {
+  await withFile(
+    JSON.stringify({
+      listen: "127.0.0.1:2000,[::1]:2000",
+      maxMessageSize: "1GiB",
+      commandTimeout: "5m",
+      dataTimeout: 90,
+      relayNetworks: ["10.0.0.0/8", "::1/128"],
+      senders: ["@example.com"],
+      userSenders: { app: ["app@example.com"] },
+      rateRecipientsPerHour: 100,
+    }),
+    async (path) => {
+      const c = await buildConfig(flags("--config", path), noEnv, host);
+      deepStrictEqual(c.listen.map(formatAddress), ["127.0.0.1:2000", "[::1]:2000"]);
+      strictEqual(c.maxMessageSize, 1024 ** 3);
+      strictEqual(c.commandTimeout, 300);
+      strictEqual(c.dataTimeout, 90);
+      strictEqual(c.relayNetworks, "10.0.0.0/8,::1/128");
+      deepStrictEqual(c.senders, ["@example.com"]);
+      deepStrictEqual(c.userSenders, { app: ["app@example.com"] });
+      strictEqual(c.rateRecipientsPerHour, 100);
+    },
+  );
+});
+
+Deno.test("parseListenAddress: IPv4, names, bracketed IPv6", () => {
+  deepStrictEqual(parseListenAddress("127.0.0.1:2525", "listen"), {
+    hostname: "127.0.0.1",
+    port: 2525,
+  });
+  deepStrictEqual(parseListenAddress("[::1]:2525", "listen"), { hostname: "::1", port: 2525 });
+  deepStrictEqual(parseListenAddress("[::]:25", "listen"), { hostname: "::", port: 25 });
+  deepStrictEqual(parseListenAddress("[::ffff:127.0.0.1]:25", "listen"), {
+    hostname: "::ffff:127.0.0.1",
+    port: 25,
+  });
+  deepStrictEqual(parseListenAddress("localhost:0", "listen"), { hostname: "localhost", port: 0 });
+  deepStrictEqual(parseListenAddress("0.0.0.0:65535", "listen"), {
+    hostname: "0.0.0.0",
+    port: 65535,
+  });
+});
+
+Deno.test("parseListenAddress: bad values name the key and the value", () => {
+  for (
+    const bad of [
+      "",
+      "2525",
+      "127.0.0.1",
+      "127.0.0.1:",
+      ":2525",
+      "::1:2525",
+      "[::1]",
+      "[::1]2525",
+      "[localhost]:25",
+      "127.0.0.1:port",
+      "127.0.0.1:123456",
+      "127.0.0.1:-1",
+      "host name:25",
+    ]
+  ) {
+    throws(() => parseListenAddress(bad, "listen-tls"), configError("listen-tls", `"${bad}"`), bad);
+  }
+  throws(() => parseListenAddress("127.0.0.1:65536", "listen"), configError("listen", "65536"));
+  throws(() => parseListenAddress("127.0.0.1:99999", "listen"), configError("listen", "range"));
+});
+
+Deno.test("formatAddress brackets IPv6 and round-trips with parseListenAddress", () => {
+  for (const text of ["127.0.0.1:2525", "[::1]:2525", "localhost:25", "[2001:db8::1]:587"]) {
+    strictEqual(formatAddress(parseListenAddress(text, "listen")), text);
+  }
+});
+
+Deno.test("parseDuration: numbers are seconds; s, m, h, d suffixes", () => {
+  strictEqual(parseDuration(0, "x"), 0);
+  strictEqual(parseDuration(1.5, "x"), 1.5);
+  strictEqual(parseDuration("45", "x"), 45);
+  strictEqual(parseDuration("30s", "x"), 30);
+  strictEqual(parseDuration("5m", "x"), 300);
+  strictEqual(parseDuration("2h", "x"), 7200);
+  strictEqual(parseDuration("5d", "x"), 432_000);
+  strictEqual(parseDuration("0.5m", "x"), 30);
+  strictEqual(parseDuration(" 10s ", "x"), 10);
+  for (
+    const bad of [-1, NaN, Infinity, "", "m", "5w", "-5s", "5 m", "1e3", "5ms", null, true, {}]
+  ) {
+    throws(() => parseDuration(bad, "retry-min"), configError("retry-min"), String(bad));
+  }
+});
+
+Deno.test("parseSize: bytes, K/M/G in binary units", () => {
+  strictEqual(parseSize(1, "x"), 1);
+  strictEqual(parseSize(26214400, "x"), 26214400);
+  strictEqual(parseSize("1000", "x"), 1000);
+  strictEqual(parseSize("10K", "x"), 10 * 1024);
+  strictEqual(parseSize("10k", "x"), 10 * 1024);
+  strictEqual(parseSize("25M", "x"), 25 * 1024 * 1024);
+  strictEqual(parseSize("25MB", "x"), 25 * 1024 * 1024);
+  strictEqual(parseSize("25MiB", "x"), 25 * 1024 * 1024);
+  strictEqual(parseSize("25 MiB", "x"), 25 * 1024 * 1024);
+  strictEqual(parseSize("2G", "x"), 2 * 1024 ** 3);
+  for (const bad of [0, -1, 1.5, "0", "0M", "", "M", "10T", "10 bytes", "1.5M", "-1", null]) {
+    throws(() => parseSize(bad, "max-message-size"), configError("max-message-size"), String(bad));
+  }
+});
+
+Deno.test("config file: unknown key, wrong type, invalid JSON name the file and the key", async () => {
+  await withFile(JSON.stringify({ maxRecipient: 5 }), async (path) => {
+    await rejects(readConfigFile(path), configError(path, "maxRecipient"));
+    await rejects(buildConfig(flags("--config", path), noEnv, host), configError(path));
+  });
+  await withFile(JSON.stringify({ maxRecipients: "many" }), async (path) => {
+    await rejects(readConfigFile(path), configError(path, "maxRecipients"));
+  });
+  await withFile(JSON.stringify({ maxRecipients: 0 }), async (path) => {
+    await rejects(readConfigFile(path), configError(path, "maxRecipients"));
+  });
+  await withFile(JSON.stringify({ listen: 2525 }), async (path) => {
+    await rejects(readConfigFile(path), configError(path, "listen"));
+  });
+  await withFile(JSON.stringify({ logFormat: "xml" }), async (path) => {
+    await rejects(readConfigFile(path), configError(path, "logFormat"));
+  });
+  await withFile(JSON.stringify({ userSenders: { app: [5] } }), async (path) => {
+    await rejects(readConfigFile(path), configError(path, "userSenders.app.0"));
+  });
+  await withFile('{"listen": "127.0.0.1:2525",}', async (path) => {
+    await rejects(readConfigFile(path), configError(path, "JSON"));
+  });
+  await withFile("[]", async (path) => {
+    await rejects(readConfigFile(path), configError(path));
+  });
+  await withFile("{}", async (path) => {
+    deepStrictEqual(await readConfigFile(path), {});
+  });
+  await rejects(
+    readConfigFile("/nonexistent/carrier.json"),
+    configError("/nonexistent/carrier.json"),
+  );
+});
+
+Deno.test("bad values in a file name the setting", async () => {
+  await withFile(JSON.stringify({ listen: ["127.0.0.1"] }), async (path) => {
+    await rejects(buildConfig(flags("--config", path), noEnv, host), configError("listen"));
+  });
+  await withFile(JSON.stringify({ maxMessageSize: "lots" }), async (path) => {
+    await rejects(
+      buildConfig(flags("--config", path), noEnv, host),
+      configError("max-message-size", "lots"),
+    );
+  });
+  await withFile(JSON.stringify({ retryMin: "soon" }), async (path) => {
+    await rejects(buildConfig(flags("--config", path), noEnv, host), configError("retry-min"));
+  });
+});
+
+Deno.test("TLS: tls-cert without tls-key (and the reverse) is an error", async () => {
+  await rejects(
+    buildConfig(flags("--tls-cert", "/c.pem"), noEnv, host),
+    configError("tls-cert", "tls-key"),
+  );
+  await rejects(
+    buildConfig(flags("--tls-key", "/k.pem"), noEnv, host),
+    configError("tls-cert", "tls-key"),
+  );
+  const both = await buildConfig(
+    flags("--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--listen-tls", "127.0.0.1:2465"),
+    noEnv,
+    host,
+  );
+  strictEqual(both.tlsCert, "/c.pem");
+  strictEqual(both.tlsKey, "/k.pem");
+  deepStrictEqual(both.listenTls, [{ hostname: "127.0.0.1", port: 2465 }]);
+});
+
+Deno.test("listen-tls without a certificate is an error", async () => {
+  await rejects(
+    buildConfig(flags("--listen-tls", "127.0.0.1:2465"), noEnv, host),
+    configError("listen-tls"),
+  );
+  await rejects(
+    buildConfig(flags("--listen-tls", "127.0.0.1"), noEnv, host),
+    configError("listen-tls", "127.0.0.1"),
+  );
+});
+
+Deno.test("cross-field checks: listeners, retries, timeouts, password twice, log format", async () => {
+  await withFile(JSON.stringify({ listen: [] }), async (path) => {
+    await rejects(buildConfig(flags("--config", path), noEnv, host), configError("listen"));
+  });
+  await rejects(
+    buildConfig(flags("--retry-min", "2h", "--retry-max", "1h"), noEnv, host),
+    configError("retry-min"),
+  );
+  await rejects(buildConfig(flags("--retry-min", "0"), noEnv, host), configError("retry-min"));
+  await rejects(buildConfig(flags("--data-timeout", "0"), noEnv, host), configError("dataTimeout"));
+  await rejects(
+    buildConfig(flags("--log-format", "xml"), noEnv, host),
+    configError("log-format", "xml"),
+  );
+  await rejects(
+    buildConfig(
+      flags("--upstream-password-file", "/p"),
+      envOf({ CARRIER_UPSTREAM_PASSWORD: "secret" }),
+      host,
+    ),
+    (e: unknown) => {
+      configError("upstream-password-file", "CARRIER_UPSTREAM_PASSWORD")(e);
+      ok(!(e as Error).message.includes("secret"), "the password is never echoed");
+      return true;
+    },
+  );
+  await rejects(
+    buildConfig(flags("--metrics-listen", "9025"), noEnv, host),
+    configError("metrics-listen"),
+  );
+});
+
+Deno.test("integer flags: a bad value is a ConfigError naming the flag", async () => {
+  await rejects(
+    buildConfig(flags("--max-recipients", "abc"), noEnv, host),
+    configError("--max-recipients", "abc"),
+  );
+  for (
+    const [flag, value] of [
+      ["--max-recipients", "0"],
+      ["--max-recipients", "-1"],
+      ["--max-recipients", "1.5"],
+      ["--max-connections", ""],
+      ["--delivery-concurrency", "0x10"],
+      ["--rate-messages-per-minute", "-1"],
+    ]
+  ) {
+    await rejects(
+      buildConfig(flags(`${flag}=${value}`), noEnv, host),
+      configError(flag),
+      `${flag} ${value}`,
+    );
+  }
+  strictEqual(
+    (await buildConfig(flags("--rate-recipients-per-hour", "0"), noEnv, host))
+      .rateRecipientsPerHour,
+    0,
+  );
+});
+
+Deno.test("parseFlags: unknown option or missing value is a one-line ConfigError", () => {
+  throws(() => parseFlags(["--bogus"], {}), configError("--bogus"));
+  throws(() => parseFlags(["serve", "--max-recipients"], {}), configError("--max-recipients"));
+  throws(() => parseFlags(["--auth-on-plaintext-loopback=yes"], {}), ConfigError);
+});
+
+Deno.test("parseFlags: extra options and positionals; configFlags keeps only config flags", () => {
+  const { values, positionals } = parseFlags(
+    ["list", "--json", "--spool", "/s", "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"],
+    { json: { type: "boolean" } },
+  );
+  deepStrictEqual(positionals, ["list"]);
+  strictEqual(values.json, true);
+  deepStrictEqual(configFlags(values), {
+    spool: "/s",
+    listen: ["127.0.0.1:1", "127.0.0.1:2"],
+  });
+});
+
+Deno.test("ENV_VARS lists the variables Carrier reads", () => {
+  for (const name of ["CARRIER_CONFIG", "CARRIER_UPSTREAM", "CARRIER_UPSTREAM_PASSWORD"]) {
+    ok((ENV_VARS as readonly string[]).includes(name), name);
+  }
+  strictEqual(new Set(ENV_VARS).size, ENV_VARS.length);
+});
