@@ -76,7 +76,15 @@ export function validateRecord(value: unknown, source: string): QueueRecord {
   }
   if (typeof r.size !== "number") fail("size");
   if (typeof r.attempts !== "number") fail("attempts");
-  if (typeof r.receivedAt !== "string") fail("receivedAt");
+  if (typeof r.receivedAt !== "string" || Number.isNaN(Date.parse(r.receivedAt))) {
+    fail("receivedAt");
+  }
+  if (typeof r.smtputf8 !== "boolean") fail("smtputf8");
+  if (r.body !== "7BIT" && r.body !== "8BITMIME") fail("body");
+  const client = r.client as Record<string, unknown> | undefined;
+  if (typeof client?.address !== "string" || typeof client.port !== "number") fail("client");
+  if (typeof r.helo !== "string") fail("helo");
+  if (typeof r.protocol !== "string") fail("protocol");
   if (typeof r.nextAttemptAt !== "string" || Number.isNaN(Date.parse(r.nextAttemptAt))) {
     fail("nextAttemptAt");
   }

@@ -108,9 +108,10 @@ export class Spool {
    * `queue/` whose record never landed (those were never acknowledged). Only the
    * server calls this, at start, before it accepts connections.
    */
-  async recover(): Promise<{ removedTmp: number; removedOrphans: number }> {
+  async recover(): Promise<{ removedTmp: number; removedOrphans: number; removedBroken: number }> {
     let removedTmp = 0;
     let removedOrphans = 0;
+    let removedBroken = 0;
     for await (const entry of Deno.readDir(this.tmpDir)) {
       await Deno.remove(join(this.tmpDir, entry.name)).catch(() => {});
       removedTmp++;
@@ -121,10 +122,15 @@ export class Spool {
       if (name.endsWith(".msg") && !names.has(name.slice(0, -4) + ".json")) {
         await Deno.remove(join(this.queueDir, name)).catch(() => {});
         removedOrphans++;
+      } else if (name.endsWith(".json") && !names.has(name.slice(0, -5) + ".msg")) {
+        // A record whose bytes are gone (a delete that raced a late update, then a
+        // crash): nothing can be delivered; the caller logs it.
+        await Deno.remove(join(this.queueDir, name)).catch(() => {});
+        removedBroken++;
       }
     }
-    if (removedOrphans > 0) await this.#syncDir(this.queueDir);
-    return { removedTmp, removedOrphans };
+    if (removedOrphans + removedBroken > 0) await this.#syncDir(this.queueDir);
+    return { removedTmp, removedOrphans, removedBroken };
   }
 
   /** Starts writing a new message with the given id. */

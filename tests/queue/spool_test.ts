@@ -180,9 +180,12 @@ Deno.test("recover removes tmp/ leftovers and .msg without .json, keeps complete
     // A crash between the two renames of publish: the bytes without their record.
     const orphan = newQueueId();
     await Deno.writeFile(spool.messagePath(orphan), bytesOf(10, 4));
+    // A record whose bytes are gone: undeliverable, removed (serve logs it as an error).
+    const broken = newQueueId();
+    await Deno.writeTextFile(spool.recordPath(broken), "{}");
 
     const result = await spool.recover();
-    deepStrictEqual(result, { removedTmp: 3, removedOrphans: 1 });
+    deepStrictEqual(result, { removedTmp: 3, removedOrphans: 1, removedBroken: 1 });
     deepStrictEqual(await names(spool.tmpDir), []);
     deepStrictEqual(
       await names(spool.queueDir),
@@ -191,7 +194,11 @@ Deno.test("recover removes tmp/ leftovers and .msg without .json, keeps complete
     deepStrictEqual(await Deno.readFile(spool.messagePath(kept[1])), bytesOf(70_000, 2));
     deepStrictEqual((await spool.list()).records.map((r) => r.id), [...kept].sort());
 
-    deepStrictEqual(await spool.recover(), { removedTmp: 0, removedOrphans: 0 }, "idempotent");
+    deepStrictEqual(
+      await spool.recover(),
+      { removedTmp: 0, removedOrphans: 0, removedBroken: 0 },
+      "idempotent",
+    );
   });
 });
 
