@@ -34,7 +34,9 @@ export class UserAuthenticator implements Authenticator {
     if (ok) return "ok";
     // Failures expire with the window; a success does not wipe them (a valid account must not reset guessing).
     this.#throttle.fail(clientAddress);
+    // The failure that reaches the limit is answered at once: the session is closed anyway.
+    if (this.#throttle.blocked(clientAddress)) return "throttled";
     await new Promise((resolve) => setTimeout(resolve, this.#throttle.delayMs(clientAddress)));
-    return this.#throttle.blocked(clientAddress) ? "throttled" : "failed";
+    return "failed";
   }
 }

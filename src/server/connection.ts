@@ -139,7 +139,12 @@ export class Connection {
         const step = this.session.receive(line);
         this.#pending.push(...step.replies);
         if (step.effect) {
-          const outcome = await this.#effect(step.effect);
+          // Lines already split from this chunk after STARTTLS are discarded with the rest.
+          const unread = step.effect.kind !== "starttls" ? 0 : lines.slice(i + 1).reduce(
+            (n, l) => n + l.bytes.length + (l.complete ? 2 : 0),
+            0,
+          );
+          const outcome = await this.#effect(step.effect, unread);
           if (outcome === "close") return;
           if (outcome === "restart") break; // STARTTLS: the rest of this chunk was plaintext
         }
@@ -149,14 +154,14 @@ export class Connection {
   }
 
   /** Carries out an effect; "restart" means discard the rest of the input read so far. */
-  async #effect(effect: Effect): Promise<"continue" | "close" | "restart"> {
+  async #effect(effect: Effect, unread = 0): Promise<"continue" | "close" | "restart"> {
     switch (effect.kind) {
       case "close":
         await this.#flush();
         this.#closed = true;
         return "close";
       case "starttls":
-        return await this.#startTls();
+        return await this.#startTls(unread);
       case "data":
         await this.#beginData(effect.envelope);
         return "continue";
@@ -188,10 +193,10 @@ export class Connection {
     }
   }
 
-  async #startTls(): Promise<"close" | "restart"> {
+  async #startTls(unread: number): Promise<"close" | "restart"> {
     await this.#flush();
     // RFC 3207 §4.2 / CVE-2011-0411: bytes pipelined after STARTTLS are never executed.
-    const discarded = this.#splitter.buffered;
+    const discarded = unread + this.#splitter.buffered;
     this.#splitter.reset();
     try {
       this.#transport = await this.#transport.startTls(

@@ -147,6 +147,8 @@ export class SmtpServer {
         })
         : Deno.listen({ hostname: address.hostname, port: address.port, transport: "tcp" });
     } catch (e) {
+      // A missing --allow-net stays a permission error (main prints the flag it needs).
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
       throw new Error(
         `cannot listen on ${formatAddress(address)}${implicitTls ? " (TLS)" : ""}: ${
           errorMessage(e)
