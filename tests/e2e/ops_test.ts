@@ -7,6 +7,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { queueFiles, runCarrier, startCarrier, swaks } from "../support/carrier.ts";
 import { RawClient } from "../support/raw_client.ts";
+import { makeTestPki } from "../support/tls.ts";
 
 Deno.test("metrics endpoint: /healthz and Prometheus counters that follow the traffic", async () => {
   const carrier = await startCarrier({ args: ["--metrics-listen", "127.0.0.1:0"] });
@@ -63,6 +64,51 @@ Deno.test("SIGTERM: an idle session gets 421, a transaction under way finishes, 
   } finally {
     idle.close();
     busy.close();
+    await carrier.stop();
+  }
+});
+
+Deno.test("SIGHUP reloads the certificate: new STARTTLS sessions get the new one", async () => {
+  const first = await makeTestPki();
+  const second = await makeTestPki({ fresh: true });
+  const dir = await Deno.makeTempDir({ prefix: "carrier-certs-" });
+  const cert = `${dir}/cert.pem`;
+  const key = `${dir}/key.pem`;
+  await Deno.copyFile(first.certPath, cert);
+  await Deno.copyFile(first.keyPath, key);
+  const carrier = await startCarrier({ args: ["--tls-cert", cert, "--tls-key", key] });
+  const starttls = async (caCert: string) => {
+    const client = await RawClient.connect(carrier.port);
+    try {
+      await client.reply();
+      await client.send("EHLO x.test\r\nSTARTTLS\r\n");
+      await client.replies(2);
+      const tls = await Deno.startTls(client.conn as Deno.TcpConn, {
+        hostname: "localhost",
+        caCerts: [caCert],
+      });
+      try {
+        await tls.handshake();
+        return true;
+      } catch {
+        return false;
+      } finally {
+        tls.close();
+      }
+    } catch {
+      client.close();
+      return false;
+    }
+  };
+  try {
+    ok(await starttls(first.caCert), "first certificate served");
+    await Deno.copyFile(second.certPath, cert);
+    await Deno.copyFile(second.keyPath, key);
+    carrier.child.kill("SIGHUP");
+    await carrier.waitForLog(/ reloaded tls=yes/);
+    ok(await starttls(second.caCert), "new certificate served after SIGHUP");
+    ok(!(await starttls(first.caCert)), "old CA no longer matches");
+  } finally {
     await carrier.stop();
   }
 });

@@ -126,9 +126,10 @@ async function generate(): Promise<TestPki> {
 
 /**
  * Returns the test PKI, generating it on first use; one per test process is enough and
- * keeps openssl out of every test's run time.
+ * keeps openssl out of every test's run time. `fresh` makes a new, unrelated one.
  */
-export async function makeTestPki(): Promise<TestPki> {
+export async function makeTestPki(opts: { fresh?: boolean } = {}): Promise<TestPki> {
+  if (opts.fresh) return await generate();
   if (!cached) {
     cached = generate().catch((err) => {
       cached = undefined;
