@@ -11,4 +11,15 @@ if ! command -v swaks >/dev/null || ! command -v openssl >/dev/null || ! command
   apt-get install -y -qq swaks openssl python3 >/dev/null
 fi
 deno --version | head -1
-exec deno task test "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+NO_COLOR=1 deno task test "$@" 2>&1 | tee "$log" || status=$?
+# One plain summary line, whatever the runner printed ("N passed, N failed").
+summary="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -1 || true)"
+if [ -n "$summary" ]; then
+  passed="$(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$summary")"
+  failed="$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$summary")"
+  echo "tests: $passed passed, $failed failed"
+fi
+exit "$status"
