@@ -21,6 +21,18 @@ export type Command = "serve" | "queue" | "users" | "check-config";
 /** Google's OAuth2 token endpoint (nodemailer's default), reached for XOAUTH2 access tokens. */
 export const OAUTH2_TOKEN_HOST = "accounts.google.com:443";
 
+/** Files `serve` only reads: certificate, key, users, upstream password and CA. */
+function readOnlyFiles(config: Config): string[] {
+  return [
+    config.tlsCert,
+    config.tlsKey,
+    config.users,
+    config.upstreamPasswordFile,
+    config.upstreamCa,
+  ]
+    .filter((file): file is string => file !== undefined).map((file) => resolve(file));
+}
+
 /** The `--allow-*` flags `command` needs under `config` (absolute paths). */
 export function permissionFlags(
   config: Config,
@@ -39,17 +51,7 @@ export function permissionFlags(
       write.add(spool);
       for (const a of [...config.listen, ...config.listenTls]) net.add(formatAddress(a));
       if (config.metricsListen) net.add(formatAddress(config.metricsListen));
-      for (
-        const file of [
-          config.tlsCert,
-          config.tlsKey,
-          config.users,
-          config.upstreamPasswordFile,
-          config.upstreamCa,
-        ]
-      ) {
-        if (file) read.add(resolve(file));
-      }
+      for (const file of readOnlyFiles(config)) read.add(file);
       if (config.upstream) {
         net.add(upstreamNetTarget(parseUpstreamUrl(config.upstream)));
         if (env("CARRIER_OAUTH2_REFRESH_TOKEN")) net.add(OAUTH2_TOKEN_HOST);
@@ -68,17 +70,7 @@ export function permissionFlags(
       }
       break;
     case "check-config":
-      for (
-        const file of [
-          config.tlsCert,
-          config.tlsKey,
-          config.users,
-          config.upstreamPasswordFile,
-          config.upstreamCa,
-        ]
-      ) {
-        if (file) read.add(resolve(file));
-      }
+      for (const file of readOnlyFiles(config)) read.add(file);
       break;
   }
   const flags: string[] = [];

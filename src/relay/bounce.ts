@@ -7,6 +7,8 @@
  * attached byte-for-byte.
  */
 
+import { concatBytes } from "../bytes.ts";
+
 /** What a bounce reports: who sent what, when, and why each recipient failed. */
 export interface BounceInput {
   /** Our host name, for Reporting-MTA and the MAILER-DAEMON address. */
@@ -169,7 +171,7 @@ export function buildBounce(input: BounceInput): Uint8Array {
         input.originalHeaders[input.originalHeaders.length - 2] === 13 &&
         input.originalHeaders[input.originalHeaders.length - 1] === 10)
     ? input.originalHeaders
-    : concat([input.originalHeaders, enc.encode("\r\n")]);
+    : concatBytes([input.originalHeaders, enc.encode("\r\n")]);
 
   let boundary = `=_carrier_${randomHex(12)}`;
   while (indexOf(headers, enc.encode(boundary)) >= 0) boundary = `=_carrier_${randomHex(12)}`;
@@ -259,15 +261,5 @@ export function buildBounce(input: BounceInput): Uint8Array {
     "",
   ].join("\r\n");
   const bottom = `\r\n--${boundary}--\r\n`;
-  return concat([enc.encode(top), headers, enc.encode(bottom)]);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes([enc.encode(top), headers, enc.encode(bottom)]);
 }

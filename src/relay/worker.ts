@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import { settlesWithin } from "../deadline.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { FLUSH_REQUEST_FILE } from "../queue/queue_command.ts";
@@ -85,13 +86,7 @@ export class DeliveryWorker {
     clearTimeout(this.#timer);
     clearInterval(this.#poller);
     const all = Promise.all([...this.#lanes].map((l) => l.done));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = await Promise.race([
-      all.then(() => false),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs)),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
+    if (!(await settlesWithin(all, graceMs))) {
       this.options.log.warn("shutdown: closing upstream connections still busy", {
         lanes: this.#lanes.size,
       });

@@ -17,7 +17,7 @@ import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
 import { type Effect, type Envelope, MAX_COMMAND_LINE, type Session } from "../smtp/session.ts";
 import type { Transport } from "./transport.ts";
-import { DeadlineError, withTimeout } from "./timeout.ts";
+import { DeadlineError, withTimeout } from "../deadline.ts";
 
 /** Longest piece of a DATA line held in memory; longer lines are streamed in fragments. */
 const DATA_FRAGMENT = 64 * 1024;

@@ -16,7 +16,7 @@ import { encodeReplies, reply } from "../smtp/reply.ts";
 import { Session, type SessionPolicy } from "../smtp/session.ts";
 import { type Authenticator, Connection } from "./connection.ts";
 import { ConnTransport } from "./transport.ts";
-import { withTimeout } from "./timeout.ts";
+import { settlesWithin, withTimeout } from "../deadline.ts";
 
 /** Certificate and key in PEM, as read from the configured files. */
 export interface TlsMaterial {
@@ -114,13 +114,7 @@ export class SmtpServer {
     }
     this.#shutdown.abort();
     const all = Promise.all([...this.#connections]);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = await Promise.race([
-      all.then(() => false),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), graceMs)),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
+    if (!(await settlesWithin(all, graceMs))) {
       this.deps.log.warn("shutdown: closing sessions still open", { open: this.#connections.size });
       for (const t of this.#transports) t.close();
       await all;

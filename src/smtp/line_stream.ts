@@ -6,6 +6,8 @@
  * fragments, so memory stays bounded whatever a client sends.
  */
 
+import { concatBytes } from "../bytes.ts";
+
 /** One piece of input: a whole line, or a fragment of a line longer than the bound. */
 export interface Line {
   /** The bytes of the line or fragment, without the terminating CRLF. */
@@ -131,17 +133,7 @@ export class LineSplitter {
   }
 
   #emit(out: Line[], complete: boolean): void {
-    let bytes: Uint8Array;
-    if (this.#pending.length === 1) {
-      bytes = this.#pending[0];
-    } else {
-      bytes = new Uint8Array(this.#pendingLength);
-      let offset = 0;
-      for (const part of this.#pending) {
-        bytes.set(part, offset);
-        offset += part.length;
-      }
-    }
+    const bytes = this.#pending.length === 1 ? this.#pending[0] : concatBytes(this.#pending);
     out.push({ bytes, complete, start: !this.#lineStarted });
     this.#pending = [];
     this.#pendingLength = 0;

@@ -1,3 +1,4 @@
+import { concatBytes } from "../../src/bytes.ts";
 import {
   deepStrictEqual,
   match,
@@ -39,16 +40,6 @@ function bytesOf(length: number, seed: number): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 /** Writes and commits one message of the given bytes; returns its id. */
 async function store(spool: Spool, bytes: Uint8Array, id = newQueueId()): Promise<string> {
   const writer = await spool.createMessage(id);
@@ -81,7 +72,7 @@ Deno.test("commit stores the exact bytes and the record as ID.msg + ID.json, mod
     parts.push(new Uint8Array(0));
     parts.push(bytesOf(200 * 1024 + 3, seed++));
     parts.push(bytesOf(3, seed++));
-    const expected = concat(parts);
+    const expected = concatBytes(parts);
 
     const id = newQueueId();
     const writer = await spool.createMessage(id);

@@ -1,3 +1,4 @@
+import { concatBytes } from "../../src/bytes.ts";
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import {
   type BounceInput,
@@ -9,21 +10,11 @@ import {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-const HEADERS = concat(
+const HEADERS = concatBytes([
   enc.encode("From: J\u00fcrgen <a@example.com>\r\nTo: b@example.net\r\nSubject: "),
   new Uint8Array([0xe2, 0x82, 0xac, 0xff]), // UTF-8 euro sign plus a raw 8-bit byte
   enc.encode("\r\nMessage-ID: <orig@example.com>\r\n"),
-);
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+]);
 
 function input(extra: Partial<BounceInput> = {}): BounceInput {
   return {

@@ -18,15 +18,7 @@ export const dec = (bytes: Uint8Array): string => decoder.decode(bytes);
 /** Bytes as a binary string (one char per byte), for exact comparisons of non-UTF-8 data. */
 export const latin1 = (bytes: Uint8Array): string => String.fromCharCode(...bytes);
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
+export { concatBytes as concat } from "../../src/bytes.ts";
 
 /** A whole command line, as the splitter hands it over. */
 export function line(text: string): Line {

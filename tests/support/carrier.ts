@@ -46,16 +46,7 @@ export async function startCarrier(opts: CarrierOptions = {}): Promise<CarrierPr
     ...(opts.plain === false ? [] : ["--listen", "127.0.0.1:0"]),
     ...(opts.args ?? []),
   ];
-  const env = opts.env ?? {};
-  const runArgs = await runArguments(args, (name) => env[name]);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runArgs],
-    env: { ...env, NO_COLOR: "1" },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = await spawnCarrier(args, opts.env ?? {}, false);
   let log = "";
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -129,21 +120,29 @@ export async function startCarrier(opts: CarrierOptions = {}): Promise<CarrierPr
   };
 }
 
+/** Spawns `carrier ARGS` from source with the permissions derived from ARGS and `env` only. */
+async function spawnCarrier(
+  args: string[],
+  env: Record<string, string>,
+  stdin: boolean,
+): Promise<Deno.ChildProcess> {
+  const runArgs = await runArguments(args, (name) => env[name]);
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...runArgs],
+    env: { ...env, NO_COLOR: "1" },
+    clearEnv: true,
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 /** Runs `carrier ARGS` (any command) with its derived permissions; returns exit code and output. */
 export async function runCarrier(
   args: string[],
   opts: { env?: Record<string, string>; stdin?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = opts.env ?? {};
-  const runArgs = await runArguments(args, (name) => env[name]);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runArgs],
-    env: { ...env, NO_COLOR: "1" },
-    clearEnv: true,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = await spawnCarrier(args, opts.env ?? {}, opts.stdin !== undefined);
   if (opts.stdin !== undefined) {
     const writer = child.stdin.getWriter();
     await writer.write(new TextEncoder().encode(opts.stdin));
