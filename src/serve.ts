@@ -32,6 +32,11 @@ export async function runServe(config: Config): Promise<number> {
   const authenticator = users ? new UserAuthenticator(users) : undefined;
 
   const spool = await Spool.open(config.spool);
+  // One server per spool: two would deliver every message twice.
+  const lock = await spool.tryLock();
+  if (!lock) {
+    throw new ConfigError(`spool: ${config.spool} is in use by another carrier process`);
+  }
   const recovered = await spool.recover();
   if (recovered.removedTmp + recovered.removedOrphans > 0) {
     log.info("spool recovered", {
@@ -61,11 +66,11 @@ export async function runServe(config: Config): Promise<number> {
     policy,
     authenticator,
     tls,
-    onQueued: (record) => worker?.notify(record),
+    onQueued: (record) => worker.notify(record),
   });
   server.start();
   const metricsServer = config.metricsListen
-    ? startMetricsServer(config.metricsListen, metrics, () => worker?.queueSize ?? 0, log)
+    ? startMetricsServer(config.metricsListen, metrics, () => worker.queueSize, log)
     : undefined;
   log.info("started", {
     hostname: config.hostname,
@@ -89,7 +94,7 @@ export async function runServe(config: Config): Promise<number> {
   });
   const onHup = async () => {
     try {
-      if (config.tlsCert) server.reloadTls(await readTls(config));
+      if (config.tlsCert) await server.reloadTls(await readTls(config));
       if (config.users && authenticator) authenticator.users = await loadUsers(config.users);
       log.info("reloaded", {
         tls: config.tlsCert ? "yes" : "no",
@@ -105,9 +110,10 @@ export async function runServe(config: Config): Promise<number> {
   const signal = await stopped;
   const graceMs = config.shutdownTimeout * 1000;
   log.info("stopping", { signal, graceSeconds: config.shutdownTimeout });
-  await Promise.all([server.stop(graceMs), worker?.stop(graceMs)]);
+  await Promise.all([server.stop(graceMs), worker.stop(graceMs)]);
   await metricsServer?.shutdown();
   Deno.removeSignalListener("SIGHUP", onHup);
+  lock.close();
   log.info("stopped", {
     addresses: server.addresses.map((a) => formatAddress(a.address)).join(",") || undefined,
   });

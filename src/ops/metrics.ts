@@ -19,6 +19,7 @@ const HELP: Record<string, string> = {
   failures_total: "Recipients failed permanently",
   bounces_total: "Bounces queued to senders",
   delivery_attempts_total: "Delivery attempts (one message on one connection)",
+  upstream_errors_total: "Failures to connect, secure or log in to the upstream",
   queue_messages: "Messages in the queue",
 };
 

@@ -10,6 +10,8 @@ import type { UserDb } from "./users.ts";
 /** Verifies credentials with growing delays after failures and a lockout per client. */
 export class UserAuthenticator implements Authenticator {
   #throttle: FailureThrottle;
+  /** Attempts in progress per client address: they run one after another. */
+  #inProgress = new Map<string, Promise<unknown>>();
 
   constructor(
     public users: UserDb,
@@ -24,7 +26,26 @@ export class UserAuthenticator implements Authenticator {
     });
   }
 
-  async verify(
+  /**
+   * Checks credentials. Attempts from one address are serialised (delay included),
+   * so parallel connections cannot multiply the guesses allowed per window.
+   */
+  verify(
+    user: string,
+    password: string,
+    clientAddress: string,
+  ): Promise<"ok" | "failed" | "throttled"> {
+    const previous = this.#inProgress.get(clientAddress) ?? Promise.resolve();
+    const attempt = previous.then(() => this.#verifyNow(user, password, clientAddress));
+    const tail = attempt.catch(() => {});
+    this.#inProgress.set(clientAddress, tail);
+    tail.then(() => {
+      if (this.#inProgress.get(clientAddress) === tail) this.#inProgress.delete(clientAddress);
+    });
+    return attempt;
+  }
+
+  async #verifyNow(
     user: string,
     password: string,
     clientAddress: string,

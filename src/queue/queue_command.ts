@@ -9,9 +9,6 @@ import { type Config, ConfigError } from "../config.ts";
 import type { QueueRecord } from "./record.ts";
 import { Spool, UnknownMessageError } from "./spool.ts";
 
-/** Name of the file a running server polls for "try everything now". */
-export const FLUSH_REQUEST_FILE = "flush-request";
-
 /** Runs a queue subcommand; returns the exit code. */
 export async function runQueueCommand(
   config: Config,
@@ -150,8 +147,7 @@ async function flush(spool: Spool, json: boolean): Promise<number> {
   const count = records.filter((r) => r.recipients.some((x) => x.status === "pending")).length;
   // Records are not rewritten here (that could race a running delivery): the server
   // polls for this file, and a server that starts later honours it too.
-  const now = new Date().toISOString();
-  await Deno.writeTextFile(join(spool.dir, FLUSH_REQUEST_FILE), now + "\n");
+  await spool.requestFlush();
   if (json) console.log(JSON.stringify({ flushRequested: count }));
   else console.log(`flush requested: ${count} message${count === 1 ? "" : "s"} will be tried now`);
   return 0;
@@ -159,8 +155,47 @@ async function flush(spool: Spool, json: boolean): Promise<number> {
 
 async function remove(spool: Spool, ids: string[], json: boolean): Promise<number> {
   for (const id of ids) await spool.read(id); // every id must exist before anything is removed
-  for (const id of ids) await spool.remove(id);
-  if (json) console.log(JSON.stringify({ deleted: ids }));
-  else for (const id of ids) console.log(`deleted ${id}`);
+  const lock = await spool.tryLock();
+  if (lock) {
+    // No server owns the spool: remove directly.
+    try {
+      for (const id of ids) await spool.remove(id);
+    } finally {
+      lock.close();
+    }
+    report(ids, [], json);
+    return 0;
+  }
+  // A server runs and may be delivering one of them: it applies the request after
+  // that attempt, so nothing races its records. Wait a little for it to happen.
+  for (const id of ids) await spool.requestDelete(id);
+  const pending = new Set(ids);
+  for (let i = 0; i < 50 && pending.size > 0; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    for (const id of [...pending]) {
+      if (!(await exists(spool.recordPath(id)))) pending.delete(id);
+    }
+  }
+  report(ids.filter((id) => !pending.has(id)), [...pending], json);
   return 0;
+}
+
+function report(deleted: string[], requested: string[], json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify({ deleted, requested }));
+    return;
+  }
+  for (const id of deleted) console.log(`deleted ${id}`);
+  for (const id of requested) {
+    console.log(`delete of ${id} requested: the server removes it when its delivery attempt ends`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

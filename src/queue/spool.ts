@@ -85,14 +85,83 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
 }
 
-/** The spool directory: `tmp/` for writes in progress, `queue/` for accepted messages. */
+/** Name of the file a running server polls for "try everything now". */
+export const FLUSH_REQUEST_FILE = "flush-request";
+
+/**
+ * The spool directory: `tmp/` for writes in progress, `queue/` for accepted
+ * messages, `requests/` for operator requests to a running server, and `lock`,
+ * held by the one server that owns the spool.
+ */
 export class Spool {
   readonly tmpDir: string;
   readonly queueDir: string;
+  readonly requestDir: string;
 
   private constructor(readonly dir: string) {
     this.tmpDir = join(dir, "tmp");
     this.queueDir = join(dir, "queue");
+    this.requestDir = join(dir, "requests");
+  }
+
+  /**
+   * Takes the spool's exclusive lock (released when the process ends, even by
+   * SIGKILL). Undefined when another process holds it: a server owns the spool.
+   */
+  async tryLock(timeoutMs = 500): Promise<Deno.FsFile | undefined> {
+    const file = await Deno.open(join(this.dir, "lock"), {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const locked = await Promise.race([
+      file.lock(true).then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    // On failure the lock request stays pending; the handle is left to the process's end.
+    return locked ? file : undefined;
+  }
+
+  /** Asks the server to try every queued message now (honoured at start if none runs). */
+  async requestFlush(): Promise<void> {
+    await Deno.writeTextFile(join(this.dir, FLUSH_REQUEST_FILE), new Date().toISOString() + "\n", {
+      mode: 0o600,
+    });
+  }
+
+  /** True (once) if a flush was requested. */
+  async takeFlushRequest(): Promise<boolean> {
+    try {
+      await Deno.remove(join(this.dir, FLUSH_REQUEST_FILE));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Asks the running server to delete a message (it may be in a delivery right now). */
+  async requestDelete(id: string): Promise<void> {
+    if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
+    await Deno.mkdir(this.requestDir, { recursive: true, mode: 0o700 });
+    await Deno.writeTextFile(join(this.requestDir, `delete-${id}`), "", { mode: 0o600 });
+  }
+
+  /** The ids whose deletion was requested; the requests are consumed. */
+  async takeDeleteRequests(): Promise<string[]> {
+    const ids: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.requestDir)) {
+        const id = entry.name.startsWith("delete-") ? entry.name.slice(7) : "";
+        await Deno.remove(join(this.requestDir, entry.name)).catch(() => {});
+        if (ID_PATTERN.test(id)) ids.push(id);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return ids;
   }
 
   /** Opens (creating if needed) the spool at `dir`. */
@@ -151,8 +220,10 @@ export class Spool {
       await Deno.rename(tmpRecord, this.recordPath(id));
       await this.#syncDir(this.queueDir);
     } catch (e) {
+      // Not acknowledged (the client gets 451): leave nothing of it in the queue.
       await Deno.remove(tmpRecord).catch(() => {});
       await Deno.remove(tmpMessage).catch(() => {});
+      await Deno.remove(this.recordPath(id)).catch(() => {});
       await Deno.remove(this.messagePath(id)).catch(() => {});
       throw e;
     }

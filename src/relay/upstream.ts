@@ -316,6 +316,8 @@ export class UpstreamSession {
   #sent = 0;
   #closed = false;
   #dirty = false;
+  /** A send is under way: the socket may be in the middle of DATA. */
+  #sending = false;
   #forceSmtpUtf8 = false;
 
   private constructor(conn: SMTPConnection, raw: DenoSocket, secrets: string[]) {
@@ -442,6 +444,7 @@ export class UpstreamSession {
     const body = Readable.fromWeb(stream as unknown as NodeReadableStream<Uint8Array>);
     this.#sent++;
     this.#dirty = true;
+    this.#sending = true;
     this.#forceSmtpUtf8 = needsUtf8;
     try {
       const info = await this.#op<SMTPConnection.SentMessageInfo>((done) =>
@@ -474,6 +477,7 @@ export class UpstreamSession {
       if (!body.destroyed) body.destroy();
       return await this.#sendFailure(msg, asNmError(e));
     } finally {
+      this.#sending = false;
       this.#forceSmtpUtf8 = false;
     }
   }
@@ -495,8 +499,16 @@ export class UpstreamSession {
     }
   }
 
-  /** QUIT and close the socket (waits briefly for it to close); safe to call twice. */
+  /**
+   * QUIT and close the socket (waits briefly for it to close); safe to call twice.
+   * During a send it drops the connection instead: a QUIT written into the middle of
+   * DATA could be taken as part of the message, which would then count as delivered.
+   */
   async close(): Promise<void> {
+    if (!this.#closed && this.#sending) {
+      await this.#abort();
+      return;
+    }
     if (!this.#closed) {
       this.#closed = true;
       const conn = this.#conn;

@@ -5,11 +5,9 @@
  * recorded delivered is never sent again; what was not is retried (at-least-once).
  */
 
-import { join } from "node:path";
 import { settlesWithin } from "../deadline.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import { FLUSH_REQUEST_FILE } from "../queue/queue_command.ts";
 import { newQueueId, type QueueRecord, type RecipientRecord } from "../queue/record.ts";
 import { expired, retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
 import { type Spool, UnknownMessageError } from "../queue/spool.ts";
@@ -21,8 +19,8 @@ export interface WorkerOptions {
   spool: Spool;
   log: Logger;
   metrics: Metrics;
-  /** Opens an authenticated upstream connection. */
-  connect: () => Promise<UpstreamSession>;
+  /** Opens an authenticated upstream connection; absent in hold mode (nothing is sent). */
+  connect?: () => Promise<UpstreamSession>;
   /** Human description of the upstream for logs (never with secrets). */
   upstreamName: string;
   hostname: string;
@@ -43,6 +41,7 @@ export class DeliveryWorker {
   /** id -> earliest next attempt (ms since epoch). */
   #schedule = new Map<string, number>();
   #inFlight = new Set<string>();
+  #deleteAfterAttempt = new Set<string>();
   #lanes = new Set<Lane>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #poller: ReturnType<typeof setInterval> | undefined;
@@ -51,6 +50,10 @@ export class DeliveryWorker {
   #scanning: Promise<void> | undefined;
 
   constructor(readonly options: WorkerOptions) {}
+
+  get #holding(): boolean {
+    return this.options.connect === undefined;
+  }
 
   /** Messages known to the worker (queued and not yet finished). */
   get queueSize(): number {
@@ -65,8 +68,13 @@ export class DeliveryWorker {
   /** Scans the spool (messages survive restarts) and begins delivering. */
   async start(): Promise<void> {
     this.#running = true;
-    await this.#scan(await this.#takeFlushRequest());
-    this.#poller = setInterval(() => this.#poll(), this.options.pollMs ?? 1000);
+    // In hold mode a flush request is left in place for a server with an upstream.
+    await this.#scan(this.#holding ? false : await this.options.spool.takeFlushRequest());
+    this.#poller = setInterval(() => {
+      this.#poll().catch((e) =>
+        this.options.log.error("queue scan failed", { error: errorMessage(e) })
+      );
+    }, this.options.pollMs ?? 1000);
     this.#kick();
   }
 
@@ -99,19 +107,26 @@ export class DeliveryWorker {
 
   async #poll(): Promise<void> {
     if (this.#stopping || this.#scanning) return;
-    if (await this.#takeFlushRequest()) {
+    for (const id of await this.options.spool.takeDeleteRequests()) {
+      if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
+      else await this.#deleteByOperator(id);
+    }
+    if (!this.#holding && await this.options.spool.takeFlushRequest()) {
       this.options.log.info("flush requested: trying every queued message now");
       await this.#scan(true);
       this.#kick();
     }
   }
 
-  async #takeFlushRequest(): Promise<boolean> {
+  /** `queue delete` while the server runs: applied here, never in the middle of an attempt. */
+  async #deleteByOperator(id: string): Promise<void> {
+    this.#deleteAfterAttempt.delete(id);
+    this.#schedule.delete(id);
     try {
-      await Deno.remove(join(this.options.spool.dir, FLUSH_REQUEST_FILE));
-      return true;
-    } catch {
-      return false;
+      await this.options.spool.remove(id);
+      this.options.log.info("deleted by operator", { id });
+    } catch (e) {
+      if (!(e instanceof UnknownMessageError)) throw e;
     }
   }
 
@@ -133,7 +148,7 @@ export class DeliveryWorker {
 
   /** Starts lanes for due messages, up to the concurrency limit, and arms the timer. */
   #kick(): void {
-    if (!this.#running || this.#stopping) return;
+    if (!this.#running || this.#stopping || this.#holding) return;
     const now = Date.now();
     let due = 0;
     let next = Infinity;
@@ -187,6 +202,11 @@ export class DeliveryWorker {
           this.#schedule.set(id, Date.now() + this.options.retry.minMs);
         } finally {
           this.#inFlight.delete(id);
+          if (this.#deleteAfterAttempt.has(id)) {
+            await this.#deleteByOperator(id).catch((e) =>
+              this.options.log.error("delete failed", { id, error: errorMessage(e) })
+            );
+          }
         }
       }
     } finally {
@@ -229,6 +249,7 @@ export class DeliveryWorker {
     metrics.inc("delivery_attempts_total");
     let results: RecipientResult[];
     let attemptError: string | undefined;
+    let phase: "connect" | "send" = "connect";
     try {
       if (
         lane.session &&
@@ -245,7 +266,8 @@ export class DeliveryWorker {
           lane.session = undefined;
         }
       }
-      lane.session ??= await this.options.connect();
+      lane.session ??= await this.options.connect!();
+      phase = "send";
       const file = await spool.openMessage(id);
       try {
         results = await lane.session.send({
@@ -269,7 +291,18 @@ export class DeliveryWorker {
         return;
       }
       attemptError = errorMessage(e);
-      const permanent = e instanceof UpstreamError && e.permanent;
+      // A failure before MAIL FROM (connect, TLS, AUTH: even a 5xx such as 535) says
+      // nothing about this message: it is retried, never bounced. Otherwise a revoked
+      // password would bounce the whole queue, and the bounces, through the same
+      // upstream, would fail too (Postfix: smtp_sasl_auth_soft_bounce=yes).
+      const permanent = phase === "send" && e instanceof UpstreamError && e.permanent;
+      if (phase === "connect") {
+        metrics.inc("upstream_errors_total");
+        log.error("upstream unavailable", {
+          upstream: this.options.upstreamName,
+          error: attemptError,
+        });
+      }
       results = pending.map((r) => ({
         recipient: r.address,
         status: permanent ? "failed" : "deferred",

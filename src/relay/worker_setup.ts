@@ -12,15 +12,28 @@ import { type UpstreamAuth, type UpstreamOptions, UpstreamSession } from "./upst
 import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "./upstream_url.ts";
 import { DeliveryWorker } from "./worker.ts";
 
-/** Returns the worker for the configured upstream, or undefined in hold mode. */
+/** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
 export async function createDeliveryWorker(
   config: Config,
   spool: Spool,
   log: Logger,
   metrics: Metrics,
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
-): Promise<DeliveryWorker | undefined> {
-  if (!config.upstream) return undefined;
+): Promise<DeliveryWorker> {
+  const common = {
+    spool,
+    log,
+    metrics,
+    hostname: config.hostname,
+    concurrency: config.deliveryConcurrency,
+    messagesPerConnection: config.messagesPerConnection,
+    retry: {
+      minMs: config.retryMin * 1000,
+      maxMs: config.retryMax * 1000,
+      lifetimeMs: config.maxQueueLifetime * 1000,
+    },
+  };
+  if (!config.upstream) return new DeliveryWorker({ ...common, upstreamName: "none (hold mode)" });
   let upstream: UpstreamConfig;
   try {
     upstream = parseUpstreamUrl(config.upstream);
@@ -43,25 +56,16 @@ export async function createDeliveryWorker(
     ca,
     clientHostname: config.hostname,
     connectTimeoutMs: config.upstreamTimeout * 1000,
-    socketTimeoutMs: config.upstreamTimeout * 1000,
+    // RFC 5321 §4.5.3.2: up to 10 minutes for a reply (the one after DATA's final dot).
+    socketTimeoutMs: Math.max(config.upstreamTimeout, 600) * 1000,
   };
   const name = `${upstream.security}://${upstream.user ? `${upstream.user}@` : ""}${
     upstreamNetTarget(upstream)
   }`;
   return new DeliveryWorker({
-    spool,
-    log,
-    metrics,
+    ...common,
     connect: () => UpstreamSession.open(options),
     upstreamName: name + (auth ? ` (auth ${auth.kind})` : " (no auth)"),
-    hostname: config.hostname,
-    concurrency: config.deliveryConcurrency,
-    messagesPerConnection: config.messagesPerConnection,
-    retry: {
-      minMs: config.retryMin * 1000,
-      maxMs: config.retryMax * 1000,
-      lifetimeMs: config.maxQueueLifetime * 1000,
-    },
   });
 }
 

@@ -15,7 +15,13 @@ import { DataReader } from "../smtp/data.ts";
 import { LineSplitter } from "../smtp/line_stream.ts";
 import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
-import { type Effect, type Envelope, MAX_COMMAND_LINE, type Session } from "../smtp/session.ts";
+import {
+  type DataResult,
+  type Effect,
+  type Envelope,
+  MAX_COMMAND_LINE,
+  type Session,
+} from "../smtp/session.ts";
 import type { Transport } from "./transport.ts";
 import { DeadlineError, withTimeout } from "../deadline.ts";
 
@@ -133,7 +139,7 @@ export class Connection {
       for (let i = 0; i < lines.length; i++) {
         const line = lines[i];
         if (this.#data) {
-          await this.#dataLine(line);
+          if ((await this.#dataLine(line)) === "close") return;
           continue;
         }
         const step = this.session.receive(line);
@@ -249,7 +255,8 @@ export class Connection {
     };
   }
 
-  async #dataLine(line: Parameters<DataReader["push"]>[0]): Promise<void> {
+  /** Feeds one line of message data; at its end, stores the message and replies. */
+  async #dataLine(line: Parameters<DataReader["push"]>[0]): Promise<"continue" | "close"> {
     const data = this.#data!;
     const out = data.reader.push(line);
     if (data.writer) {
@@ -265,7 +272,7 @@ export class Connection {
         data.writer = undefined;
       }
     }
-    if (!out.end) return;
+    if (!out.end) return "continue";
     this.#data = undefined;
     this.#splitter.maxLength = MAX_COMMAND_LINE;
     const { writer, envelope } = data;
@@ -280,13 +287,11 @@ export class Connection {
       await writer?.abort();
       this.deps.log.warn("rejected: message too big", logFields);
       this.deps.metrics.inc("messages_rejected_total");
-      this.#pending.push(...this.session.dataFinished({ kind: "too-big" }).replies);
-      return;
+      return await this.#dataFinished({ kind: "too-big" });
     }
     if (!writer) {
       this.deps.metrics.inc("messages_rejected_total");
-      this.#pending.push(...this.session.dataFinished({ kind: "store-failed" }).replies);
-      return;
+      return await this.#dataFinished({ kind: "store-failed" });
     }
     const now = new Date().toISOString();
     const record: QueueRecord = {
@@ -316,16 +321,26 @@ export class Connection {
         error: errorMessage(e),
       });
       this.deps.metrics.inc("messages_rejected_total");
-      this.#pending.push(...this.session.dataFinished({ kind: "store-failed" }).replies);
-      return;
+      return await this.#dataFinished({ kind: "store-failed" });
     }
     this.deps.log.info("queued", { ...logFields, id: writer.id });
     this.deps.metrics.inc("messages_accepted_total");
     this.deps.metrics.inc("bytes_accepted_total", writer.size);
-    this.#pending.push(...this.session.dataFinished({ kind: "stored", id: writer.id }).replies);
+    const outcome = await this.#dataFinished({ kind: "stored", id: writer.id });
     // Reply first: the promise is kept by the fsync, not by delivery.
     await this.#flush();
     this.deps.onQueued?.({ ...record, size: writer.size });
+    return outcome;
+  }
+
+  /** Sends the reply to the end of DATA; the session may close (too many errors). */
+  async #dataFinished(result: DataResult): Promise<"continue" | "close"> {
+    const step = this.session.dataFinished(result);
+    this.#pending.push(...step.replies);
+    if (step.effect?.kind !== "close") return "continue";
+    await this.#flush();
+    this.#closed = true;
+    return "close";
   }
 
   async #abortData(): Promise<void> {

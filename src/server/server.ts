@@ -84,19 +84,36 @@ export class SmtpServer {
     }
   }
 
-  /** Replaces the certificate (SIGHUP): new STARTTLS handshakes and TLS listeners use it. */
-  reloadTls(tls: TlsMaterial): void {
-    this.#setTls(tls);
+  /**
+   * Replaces the certificate (SIGHUP): new STARTTLS handshakes use it at once;
+   * implicit-TLS listeners are reopened with it. Bad material changes nothing; a
+   * listener that cannot be reopened keeps the previous certificate.
+   */
+  async reloadTls(tls: TlsMaterial): Promise<void> {
+    const context = secureContextOf(tls); // throws on bad material, before any change
+    const previous = this.#tls;
+    this.#tls = tls;
+    this.#secureContext = context;
     for (const l of this.#listeners.filter((l) => l.implicitTls)) {
+      const address = { ...l.address, port: (l.listener.addr as Deno.NetAddr).port };
       l.listener.close();
-      const index = this.#listeners.indexOf(l);
-      this.#listeners.splice(index, 1);
-      this.#listen(
-        l.address.port === 0
-          ? { ...l.address, port: (l.listener.addr as Deno.NetAddr).port }
-          : l.address,
-        true,
-      );
+      await l.loop; // the port is free only once the pending accept has settled
+      this.#listeners.splice(this.#listeners.indexOf(l), 1);
+      try {
+        this.#listen(address, true);
+      } catch (e) {
+        this.#tls = previous;
+        this.#secureContext = previous ? secureContextOf(previous) : undefined;
+        try {
+          this.#listen(address, true);
+        } catch (again) {
+          this.deps.log.error("implicit-TLS listener lost; restart carrier", {
+            address: formatAddress(address),
+            error: errorMessage(again),
+          });
+        }
+        throw e;
+      }
     }
   }
 
@@ -123,10 +140,8 @@ export class SmtpServer {
   }
 
   #setTls(tls: TlsMaterial | undefined): void {
+    this.#secureContext = tls ? secureContextOf(tls) : undefined;
     this.#tls = tls;
-    this.#secureContext = tls
-      ? createSecureContext({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" })
-      : undefined;
   }
 
   #listen(address: ListenAddress, implicitTls: boolean): void {
@@ -279,4 +294,9 @@ export class SmtpServer {
       } catch { /* closed */ }
     });
   }
+}
+
+/** A server-side TLS context (TLS 1.2 or newer); throws on a bad certificate or key. */
+function secureContextOf(tls: TlsMaterial): SecureContext {
+  return createSecureContext({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" });
 }

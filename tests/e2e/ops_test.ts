@@ -112,3 +112,74 @@ Deno.test("SIGHUP reloads the certificate: new STARTTLS sessions get the new one
     await carrier.stop();
   }
 });
+
+Deno.test("one server per spool: a second carrier on the same spool refuses to start", async () => {
+  const first = await startCarrier();
+  try {
+    const second = await runCarrier([
+      "serve",
+      "--spool",
+      first.spool,
+      "--listen",
+      "127.0.0.1:0",
+    ]);
+    strictEqual(second.code, 2);
+    strictEqual(
+      second.stderr.trim(),
+      `carrier: spool: ${first.spool} is in use by another carrier process`,
+    );
+  } finally {
+    await first.stop();
+  }
+});
+
+Deno.test("SIGHUP keeps implicit-TLS listeners serving with the new certificate", async () => {
+  const first = await makeTestPki();
+  const second = await makeTestPki({ fresh: true });
+  const dir = await Deno.makeTempDir({ prefix: "carrier-certs-" });
+  const cert = `${dir}/cert.pem`;
+  const key = `${dir}/key.pem`;
+  await Deno.copyFile(first.certPath, cert);
+  await Deno.copyFile(first.keyPath, key);
+  // A fixed port: the listener is reopened on it, and the permission names it.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const tlsPort = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const carrier = await startCarrier({
+    args: ["--tls-cert", cert, "--tls-key", key, "--listen-tls", `127.0.0.1:${tlsPort}`],
+  });
+  const greeting = async (caCert: string) => {
+    try {
+      const conn = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: carrier.tlsPort!,
+        caCerts: [caCert],
+      });
+      try {
+        const buf = new Uint8Array(512);
+        const n = await conn.read(buf);
+        return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      } finally {
+        conn.close();
+      }
+    } catch {
+      return "";
+    }
+  };
+  try {
+    ok((await greeting(first.caCert)).startsWith("220 "));
+    await Deno.copyFile(second.certPath, cert);
+    await Deno.copyFile(second.keyPath, key);
+    carrier.child.kill("SIGHUP");
+    await carrier.waitForLog(/ reloaded tls=yes/);
+    ok((await greeting(second.caCert)).startsWith("220 "), "served with the new certificate");
+    strictEqual(await greeting(first.caCert), "", "the old CA no longer verifies");
+    // A bad certificate changes nothing.
+    await Deno.writeTextFile(cert, "not a certificate");
+    carrier.child.kill("SIGHUP");
+    await carrier.waitForLog(/ reload failed; keeping the previous certificate/);
+    ok((await greeting(second.caCert)).startsWith("220 "), "still served after a failed reload");
+  } finally {
+    await carrier.stop();
+  }
+});

@@ -165,8 +165,11 @@ Deno.test("relay: a 5xx recipient bounces to the sender (RFC 3464), the other is
   }
 });
 
-Deno.test("relay: wrong upstream password (535) bounces; the undeliverable bounce is dropped with a log line", async () => {
-  const { smarthost, carrier } = await relayPair({ password: "wrong-password" });
+Deno.test("relay: a wrong upstream password (535) defers, never bounces at once; at expiry the sender is told", async () => {
+  const { smarthost, carrier } = await relayPair({
+    password: "wrong-password",
+    carrierArgs: ["--max-queue-lifetime", "4s"],
+  });
   try {
     const id = await send(
       carrier.port,
@@ -174,10 +177,18 @@ Deno.test("relay: wrong upstream password (535) bounces; the undeliverable bounc
       ["a@example.com"],
       "Subject: x\r\n\r\nx\r\n",
     );
-    await carrier.waitForLog(new RegExp(`failed id=${id} to=<a@example.com> response=.*535`));
+    await carrier.waitForLog(/error upstream unavailable .*535/);
+    await carrier.waitForLog(new RegExp(`deferred id=${id} rcpts=1 attempts=1 .*535`));
+    const list = await runCarrier(["queue", "list", "--spool", carrier.spool]);
+    ok(list.stdout.includes(id) && /last error: .*535/.test(list.stdout), list.stdout);
+    ok(!carrier.logs().includes(`failed id=${id}`), "not failed before the queue lifetime");
+    // At expiry it fails and bounces; the bounce cannot pass the same upstream either,
+    // waits out its own lifetime, and is then dropped with a log line.
+    await carrier.waitForLog(new RegExp(`expired id=${id} rcpts=1`), 20_000);
     await carrier.waitForLog(new RegExp(`bounce queued id=\\S+ for=${id} to=<app@example.org>`));
     await carrier.waitForLog(
       /no bounce for a null sender: dropping failed recipients id=\S+ rcpts=1 kind=bounce/,
+      20_000,
     );
     await waitUntil("empty queue", async () => (await queueFiles(carrier.spool)).length === 0);
     strictEqual(smarthost.received.length, 0);

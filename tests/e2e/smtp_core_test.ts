@@ -362,3 +362,21 @@ Deno.test("IPv6 loopback listener", async () => {
     await carrier.stop();
   }
 });
+
+Deno.test("an error at the end of DATA that reaches the error limit: 421 and the connection closes", async () => {
+  const carrier = await startCarrier({ args: ["--max-errors", "2", "--max-message-size", "100"] });
+  const client = await RawClient.connect(carrier.port);
+  try {
+    await client.reply();
+    await client.send(
+      "EHLO x.test\r\nBOGUS\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+    );
+    deepStrictEqual((await client.replies(5)).map((r) => r.code), [250, 500, 250, 250, 354]);
+    await client.send("x".repeat(300) + "\r\n.\r\n");
+    deepStrictEqual((await client.replies(2)).map((r) => r.code), [552, 421]);
+    ok(await client.closedByPeer(), "closed after 421");
+  } finally {
+    client.close();
+    await carrier.stop();
+  }
+});

@@ -1,13 +1,9 @@
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { buildConfig, type Config, ConfigError } from "../../src/config.ts";
-import {
-  FLUSH_REQUEST_FILE,
-  runQueueCommand,
-  shortDuration,
-} from "../../src/queue/queue_command.ts";
+import { runQueueCommand, shortDuration } from "../../src/queue/queue_command.ts";
 import { newQueueId, type QueueRecord } from "../../src/queue/record.ts";
-import { Spool } from "../../src/queue/spool.ts";
+import { FLUSH_REQUEST_FILE, Spool } from "../../src/queue/spool.ts";
 import { sampleRecord } from "./_helpers.ts";
 
 const SECOND = 1000;
@@ -195,7 +191,7 @@ Deno.test("queue delete removes nothing unless every id exists", async () => {
 
     const done = await run(config, ["delete", a], true);
     strictEqual(done.code, 0);
-    deepStrictEqual(JSON.parse(done.out[0]), { deleted: [a] });
+    deepStrictEqual(JSON.parse(done.out[0]), { deleted: [a], requested: [] });
     deepStrictEqual((await spool.list()).records.map((r) => r.id), [b]);
   });
 });
