@@ -117,6 +117,21 @@ await relay.stop();
 await smarthost.close();
 await Deno.remove(relay.spool, { recursive: true });
 
+// 4. Streaming: peak memory after a 1 MB message, then after a 100 MB one.
+const streaming = await startCarrier({ args: ["--max-message-size", "200M"] });
+const SEND_ONE = `
+import smtplib, sys
+body = b"Subject: big\\r\\n\\r\\n" + (b"x" * 998 + b"\\r\\n") * int(sys.argv[2])
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=300) as s:
+    s.sendmail("a@example.org", ["b@example.com"], body)
+`;
+await python(SEND_ONE, [String(streaming.port), "1000"]);
+const afterSmall = await peakMemoryKiB(streaming.child.pid);
+await python(SEND_ONE, [String(streaming.port), "100000"]);
+const afterBig = await peakMemoryKiB(streaming.child.pid);
+await streaming.stop();
+await Deno.remove(streaming.spool, { recursive: true });
+
 console.log(
   `load: ${clients} concurrent smtplib clients x ${perClient} messages of ${accept.size} bytes = ${total}`,
 );
@@ -137,4 +152,8 @@ console.log(
   `carrier relay end to end (accept + STARTTLS/AUTH upstream): ${relaySeconds.toFixed(2)} s, ` +
     `${rate(total, relaySeconds)} msg/s (clients done after ${relayLoad.seconds.toFixed(2)} s), ` +
     `errors ${relayLoad.errors}, peak RSS ${(relayMemory / 1024).toFixed(1)} MiB`,
+);
+console.log(
+  `streaming: peak RSS ${(afterSmall / 1024).toFixed(1)} MiB after a 1 MB message, ` +
+    `${(afterBig / 1024).toFixed(1)} MiB after a 100 MB one`,
 );

@@ -50,7 +50,7 @@ Options (also as camelCase keys in a JSON file given with --config):
   --upstream-password-file FILE  upstream password (or env CARRIER_UPSTREAM_PASSWORD)
   --upstream-ca FILE             extra CA certificate (PEM) to verify the upstream with
   --upstream-servername NAME     TLS name to verify when the upstream is an IP address
-  --upstream-timeout DURATION    connect and reply timeout upstream (default 60s)
+  --upstream-timeout DURATION    to connect and secure the upstream connection (default 60s)
   --delivery-concurrency N       upstream connections at once (default 4)
   --messages-per-connection N    messages sent on one upstream connection (default 50)
   --retry-min DURATION           first retry delay, doubling (default 1m)
