@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { parseUpstreamUrl } from "./relay/upstream_url.ts";
 
 /** A configuration problem; main prints its message and exits with code 2. */
 export class ConfigError extends Error {}
@@ -344,6 +345,13 @@ export async function buildConfig(
   }
   for (const key of ["commandTimeout", "dataTimeout", "dataTotalTimeout"] as const) {
     if (config[key] <= 0) throw new ConfigError(`${key}: must be greater than zero`);
+  }
+  if (config.upstream !== undefined) {
+    try {
+      parseUpstreamUrl(config.upstream);
+    } catch (e) {
+      throw new ConfigError(`upstream: ${(e as Error).message}`);
+    }
   }
   if (config.upstreamPasswordFile && env("CARRIER_UPSTREAM_PASSWORD")) {
     throw new ConfigError(

@@ -48,7 +48,7 @@ Options (also as camelCase keys in a JSON file given with --config):
   --upstream URL                 starttls://user@host:587, smtps://user@host:465 or
                                  smtp://127.0.0.1:25 (env CARRIER_UPSTREAM); none = hold mail
   --upstream-password-file FILE  upstream password (or env CARRIER_UPSTREAM_PASSWORD)
-  --upstream-ca FILE             extra CA certificate (PEM) to verify the upstream with
+  --upstream-ca FILE             trust only this CA (PEM) for the upstream (private smarthost)
   --upstream-servername NAME     TLS name to verify when the upstream is an IP address
   --upstream-timeout DURATION    to connect and secure the upstream connection (default 60s)
   --delivery-concurrency N       upstream connections at once (default 4)
