@@ -40,8 +40,13 @@ export interface UpstreamOptions {
   clientHostname: string;
   /** Limit for the TCP connect, and again for greeting + STARTTLS (default 30 s each). */
   connectTimeoutMs?: number;
-  /** Inactivity limit once connected (default 5 min). */
+  /** Inactivity limit while connecting, securing and logging in (default 5 min). */
   socketTimeoutMs?: number;
+  /**
+   * Inactivity limit once logged in, for transactions: the reply after DATA's final dot may
+   * take long (RFC 5321 §4.5.3.2.6 suggests 10 minutes). Default: socketTimeoutMs.
+   */
+  transactionTimeoutMs?: number;
 }
 
 /** One queued message as the upstream client needs it. */
@@ -408,7 +413,20 @@ export class UpstreamSession {
         );
       }
     }
+    if (opts.transactionTimeoutMs !== undefined) {
+      session.#setInactivityTimeout(opts.transactionTimeoutMs);
+    }
     return session;
+  }
+
+  /** Changes the socket inactivity limit nodemailer set at connect (its `_socket`). */
+  #setInactivityTimeout(ms: number): void {
+    const internals = this.#conn as unknown as {
+      options?: { socketTimeout?: number };
+      _socket?: { setTimeout?: (ms: number) => unknown };
+    };
+    if (internals.options) internals.options.socketTimeout = ms;
+    internals._socket?.setTimeout?.(ms);
   }
 
   /** Messages transmitted (MAIL FROM issued) on this connection, for the reuse limit. */

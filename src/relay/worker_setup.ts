@@ -56,8 +56,9 @@ export async function createDeliveryWorker(
     ca,
     clientHostname: config.hostname,
     connectTimeoutMs: config.upstreamTimeout * 1000,
+    socketTimeoutMs: config.upstreamTimeout * 1000,
     // RFC 5321 §4.5.3.2: up to 10 minutes for a reply (the one after DATA's final dot).
-    socketTimeoutMs: Math.max(config.upstreamTimeout, 600) * 1000,
+    transactionTimeoutMs: Math.max(config.upstreamTimeout, 600) * 1000,
   };
   const name = `${upstream.security}://${upstream.user ? `${upstream.user}@` : ""}${
     upstreamNetTarget(upstream)
