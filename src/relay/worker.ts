@@ -45,6 +45,7 @@ export class DeliveryWorker {
   #lanes = new Set<Lane>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #poller: ReturnType<typeof setInterval> | undefined;
+  #polling: Promise<void> | undefined;
   #running = false;
   #stopping = false;
   #scanning: Promise<void> | undefined;
@@ -71,9 +72,10 @@ export class DeliveryWorker {
     // In hold mode a flush request is left in place for a server with an upstream.
     await this.#scan(this.#holding ? false : await this.options.spool.takeFlushRequest());
     this.#poller = setInterval(() => {
-      this.#poll().catch((e) =>
-        this.options.log.error("queue scan failed", { error: errorMessage(e) })
-      );
+      if (this.#polling) return; // the previous poll is still under way
+      this.#polling = this.#poll()
+        .catch((e) => this.options.log.error("queue scan failed", { error: errorMessage(e) }))
+        .finally(() => this.#polling = undefined);
     }, this.options.pollMs ?? 1000);
     this.#kick();
   }
@@ -101,6 +103,8 @@ export class DeliveryWorker {
       for (const lane of this.#lanes) await lane.session?.close().catch(() => {});
       await all;
     }
+    // A poll under way finishes before stop() returns: nothing touches the spool afterwards.
+    await this.#polling;
     await this.#scanning;
     this.#running = false;
   }
@@ -111,7 +115,8 @@ export class DeliveryWorker {
       if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
       else await this.#deleteByOperator(id);
     }
-    if (!this.#holding && await this.options.spool.takeFlushRequest()) {
+    // Once stopping, a flush request is left in place for the next start.
+    if (!this.#holding && !this.#stopping && await this.options.spool.takeFlushRequest()) {
       this.options.log.info("flush requested: trying every queued message now");
       await this.#scan(true);
       this.#kick();

@@ -275,6 +275,8 @@ export class Connection {
     if (!out.end) return "continue";
     this.#data = undefined;
     this.#splitter.maxLength = MAX_COMMAND_LINE;
+    // The next command's deadline starts now, not at the read before DATA (which may be long past).
+    this.#lineDeadline = undefined;
     const { writer, envelope } = data;
     const logFields = {
       conn: this.id,
@@ -326,11 +328,15 @@ export class Connection {
     this.deps.log.info("queued", { ...logFields, id: writer.id });
     this.deps.metrics.inc("messages_accepted_total");
     this.deps.metrics.inc("bytes_accepted_total", writer.size);
-    const outcome = await this.#dataFinished({ kind: "stored", id: writer.id });
-    // Reply first: the promise is kept by the fsync, not by delivery.
-    await this.#flush();
-    this.deps.onQueued?.({ ...record, size: writer.size });
-    return outcome;
+    try {
+      const outcome = await this.#dataFinished({ kind: "stored", id: writer.id });
+      // Reply first: the promise is kept by the fsync, not by delivery.
+      await this.#flush();
+      return outcome;
+    } finally {
+      // Queued even if the reply could not be written (client gone): delivery starts now.
+      this.deps.onQueued?.({ ...record, size: writer.size });
+    }
   }
 
   /** Sends the reply to the end of DATA; the session may close (too many errors). */

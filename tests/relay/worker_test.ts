@@ -1,0 +1,481 @@
+/**
+ * In-process tests of the delivery worker: a real spool in a temp dir, a real smarthost
+ * (smtp-server with STARTTLS + AUTH) and real upstream sessions. Outcomes are awaited by
+ * bounded polling of the spool and the smarthost; nothing asserts on timing.
+ */
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { join } from "node:path";
+import { concatBytes } from "../../src/bytes.ts";
+import { Logger } from "../../src/ops/log.ts";
+import { Metrics } from "../../src/ops/metrics.ts";
+import { newQueueId, type QueueRecord, type RecipientRecord } from "../../src/queue/record.ts";
+import { Spool, UnknownMessageError } from "../../src/queue/spool.ts";
+import { UpstreamSession } from "../../src/relay/upstream.ts";
+import { DeliveryWorker, type WorkerOptions } from "../../src/relay/worker.ts";
+import { type Smarthost, type SmarthostOptions, startSmarthost } from "../support/smarthost.ts";
+import { makeTestPki, type TestPki } from "../support/tls.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const PASSWORD = "w0rker-Test-pass";
+const SENDER = "alice@example.com";
+const POLL_MS = 50;
+
+/** A message with our Received: header, 8-bit bytes and dot lines (CRLF line ends only). */
+const MESSAGE = concatBytes([
+  enc.encode(
+    "Received: from client.test ([127.0.0.1])\r\n\tby carrier.test (Carrier) with ESMTP id X; " +
+      "Mon, 1 Jan 2024 00:00:00 +0000\r\n",
+  ),
+  enc.encode("From: alice@example.com\r\nTo: bob@example.net\r\nSubject: worker test\r\n\r\n"),
+  new Uint8Array([0xc3, 0xa9, 0x20, 0xff, 0x80, 0x0d, 0x0a]),
+  enc.encode(".leading dot\r\n..two dots\r\n.\r\nlast line\r\n"),
+]);
+
+/** Everything one test needs; `worker` is stopped and the smarthost closed afterwards. */
+interface Env {
+  spool: Spool;
+  pki: TestPki;
+  host: Smarthost;
+  logs: string[];
+  metrics: Metrics;
+  /** Builds (and remembers, for cleanup) a worker; `password`/`port` break the upstream. */
+  worker(
+    opts?: Partial<WorkerOptions> & { password?: string; port?: number; hold?: boolean },
+  ): DeliveryWorker;
+}
+
+async function withEnv(
+  smarthost: Partial<SmarthostOptions>,
+  fn: (env: Env) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "carrier-worker-test-" });
+  const pki = await makeTestPki();
+  const host = await startSmarthost({ pki, users: { relay: PASSWORD }, ...smarthost });
+  const workers: DeliveryWorker[] = [];
+  const logs: string[] = [];
+  const metrics = new Metrics();
+  try {
+    const spool = await Spool.open(join(dir, "spool"));
+    const log = new Logger("text", (line) => logs.push(line));
+    await fn({
+      spool,
+      pki,
+      host,
+      logs,
+      metrics,
+      worker({ password = PASSWORD, port = host.port, hold = false, ...rest } = {}) {
+        const w = new DeliveryWorker({
+          spool,
+          log,
+          metrics,
+          connect: hold ? undefined : () =>
+            UpstreamSession.open({
+              config: {
+                security: "starttls",
+                host: "127.0.0.1",
+                port,
+                servername: "localhost",
+                user: "relay",
+              },
+              auth: { kind: "password", user: "relay", password },
+              ca: pki.caCert,
+              clientHostname: "carrier.test",
+              connectTimeoutMs: 5000,
+              socketTimeoutMs: 10_000,
+            }),
+          upstreamName: hold ? "none (hold mode)" : `starttls://relay@127.0.0.1:${port}`,
+          hostname: "carrier.test",
+          concurrency: 2,
+          messagesPerConnection: 50,
+          // Retries are far away: every outcome seen in a test is the first attempt's.
+          retry: { minMs: 60 * 60_000, maxMs: 4 * 60 * 60_000, lifetimeMs: 5 * 86_400_000 },
+          pollMs: POLL_MS,
+          ...rest,
+        });
+        workers.push(w);
+        return w;
+      },
+    });
+  } finally {
+    for (const w of workers) await w.stop(1000);
+    await host.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Queues a message the way the server does (write, then commit the record). */
+async function enqueue(
+  spool: Spool,
+  opts: {
+    recipients: (string | RecipientRecord)[];
+    sender?: string;
+    bytes?: Uint8Array;
+    nextAttemptAt?: Date;
+    attempts?: number;
+  },
+): Promise<QueueRecord> {
+  const id = newQueueId();
+  const bytes = opts.bytes ?? MESSAGE;
+  const writer = await spool.createMessage(id);
+  await writer.write(bytes);
+  const now = new Date().toISOString();
+  const record: QueueRecord = {
+    version: 1,
+    id,
+    kind: "message",
+    sender: opts.sender ?? SENDER,
+    recipients: opts.recipients.map((r) =>
+      typeof r === "string" ? { address: r, status: "pending" } : r
+    ),
+    smtputf8: false,
+    body: "8BITMIME",
+    size: 0,
+    receivedAt: now,
+    client: { address: "127.0.0.1", port: 40000, tls: false },
+    helo: "client.test",
+    protocol: "ESMTP",
+    attempts: opts.attempts ?? 0,
+    nextAttemptAt: opts.nextAttemptAt?.toISOString() ?? now,
+  };
+  await writer.commit(record);
+  return { ...record, size: writer.size };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `check` every 20 ms until it returns a value other than undefined; bounded. */
+async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 8000,
+): Promise<T> {
+  for (let i = 0; i < timeoutMs / 20; i++) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The record, or undefined once the message is gone from the queue. */
+async function readRecord(spool: Spool, id: string): Promise<QueueRecord | undefined> {
+  try {
+    return await spool.read(id);
+  } catch (e) {
+    if (e instanceof UnknownMessageError) return undefined;
+    throw e;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Waits until both files of a message are gone. */
+async function waitRemoved(spool: Spool, id: string): Promise<void> {
+  await waitUntil(`removal of ${id}`, async () => {
+    const gone = !(await exists(spool.recordPath(id))) && !(await exists(spool.messagePath(id)));
+    return gone ? true : undefined;
+  });
+}
+
+/** Waits until the record shows `attempts` attempts. */
+function waitAttempts(spool: Spool, id: string, attempts: number): Promise<QueueRecord> {
+  return waitUntil(`attempt ${attempts} of ${id}`, async () => {
+    const r = await readRecord(spool, id);
+    return r && r.attempts >= attempts ? r : undefined;
+  });
+}
+
+function rcpt(record: QueueRecord, address: string): RecipientRecord {
+  const r = record.recipients.find((x) => x.address === address);
+  ok(r, `no recipient ${address} in ${JSON.stringify(record.recipients)}`);
+  return r;
+}
+
+Deno.test("worker: delivers the exact bytes and envelope, then removes the message", async () => {
+  await withEnv({}, async ({ spool, host, metrics, logs, worker }) => {
+    const w = worker();
+    await w.start();
+    const record = await enqueue(spool, { recipients: ["bob@example.net", "carol@example.net"] });
+    w.notify(record);
+    const [mail] = await host.waitFor(1, 8000);
+    deepStrictEqual(mail.data, MESSAGE);
+    strictEqual(mail.from, SENDER);
+    deepStrictEqual(mail.to, ["bob@example.net", "carol@example.net"]);
+    strictEqual(mail.user, "relay");
+    strictEqual(mail.secure, true);
+    strictEqual(mail.bodyType, "8bitmime");
+    await waitRemoved(spool, record.id);
+    deepStrictEqual((await spool.list()).records, []);
+    await waitUntil("the queue gauge", () => metrics.get("queue_messages") === 0 || undefined);
+    strictEqual(metrics.get("deliveries_total"), 2);
+    strictEqual(metrics.get("delivery_attempts_total"), 1);
+    strictEqual(metrics.get("upstream_errors_total"), 0);
+    strictEqual(host.received.length, 1);
+    ok(logs.some((l) => / info delivered id=\S+ to=<bob@example.net>/.test(l)), logs.join("\n"));
+    ok(logs.some((l) => l.includes(" info removed ") && l.includes("delivered=2")));
+  });
+});
+
+Deno.test("worker: messages queued before start are found by the start-up scan", async () => {
+  await withEnv({}, async ({ spool, host, worker }) => {
+    const a = await enqueue(spool, { recipients: ["a@example.net"] });
+    const b = await enqueue(spool, { recipients: ["b@example.net"] });
+    const w = worker();
+    await w.start(); // no notify: the scan alone must find both
+    const mails = await host.waitFor(2, 8000);
+    deepStrictEqual(mails.map((m) => m.to[0]).sort(), ["a@example.net", "b@example.net"]);
+    await waitRemoved(spool, a.id);
+    await waitRemoved(spool, b.id);
+  });
+});
+
+Deno.test("worker: a recipient already recorded delivered is not sent again", async () => {
+  await withEnv({}, async ({ spool, host, metrics, worker }) => {
+    const record = await enqueue(spool, {
+      attempts: 1,
+      recipients: [
+        {
+          address: "done@example.net",
+          status: "delivered",
+          response: "250 2.0.0 Ok: queued as 1",
+          updatedAt: new Date().toISOString(),
+        },
+        "todo@example.net",
+      ],
+    });
+    const w = worker();
+    await w.start();
+    w.notify(record);
+    const [mail] = await host.waitFor(1, 8000);
+    deepStrictEqual(mail.to, ["todo@example.net"]);
+    deepStrictEqual(mail.data, MESSAGE);
+    await waitRemoved(spool, record.id);
+    strictEqual(host.received.length, 1);
+    strictEqual(metrics.get("deliveries_total"), 1);
+  });
+});
+
+Deno.test("worker: 450 stays pending with its reply and a later retry; 250 is recorded", async () => {
+  const behavior = { rejectRecipients: { "busy@example.net": 450 } };
+  await withEnv({ behavior }, async ({ spool, host, metrics, logs, worker }) => {
+    const w = worker();
+    await w.start();
+    const record = await enqueue(spool, { recipients: ["ok@example.net", "busy@example.net"] });
+    w.notify(record);
+    const after = await waitAttempts(spool, record.id, 1);
+    const okRcpt = rcpt(after, "ok@example.net");
+    strictEqual(okRcpt.status, "delivered");
+    ok(/^250\b/.test(okRcpt.response ?? ""), okRcpt.response);
+    ok(okRcpt.updatedAt);
+    const busy = rcpt(after, "busy@example.net");
+    strictEqual(busy.status, "pending");
+    ok(/^450\b/.test(busy.response ?? ""), busy.response);
+    ok(Date.parse(after.nextAttemptAt) > Date.now(), after.nextAttemptAt);
+    strictEqual(after.lastError, busy.response);
+    strictEqual(after.attempts, 1);
+
+    const [mail] = await host.waitFor(1, 8000);
+    deepStrictEqual(mail.to, ["ok@example.net"]);
+    strictEqual(metrics.get("deliveries_total"), 1);
+    strictEqual(metrics.get("deferrals_total"), 1);
+    strictEqual(metrics.get("bounces_total"), 0);
+    ok(logs.some((l) => l.includes(" info deferred ") && l.includes(record.id)), logs.join("\n"));
+
+    // Stopping leaves the deferred message queued, unchanged.
+    await w.stop(1000);
+    deepStrictEqual(await spool.read(record.id), after);
+    ok(await exists(spool.messagePath(record.id)));
+    strictEqual(host.received.length, 1);
+  });
+});
+
+Deno.test("worker: 550 fails the recipient, queues a bounce to the sender, records bounced", async () => {
+  // The sender's own mailbox is busy, so the bounce stays in the queue for inspection.
+  const behavior = {
+    rejectRecipients: { "nouser@example.net": 550, "busy@example.net": 450, [SENDER]: 450 },
+  };
+  await withEnv({ behavior }, async ({ spool, host, metrics, worker }) => {
+    const w = worker();
+    await w.start();
+    const record = await enqueue(spool, {
+      recipients: ["nouser@example.net", "busy@example.net"],
+    });
+    w.notify(record);
+    const after = await waitUntil("the failed recipient to be bounced", async () => {
+      const r = await readRecord(spool, record.id);
+      return r && rcpt(r, "nouser@example.net").bounced === true ? r : undefined;
+    });
+    const failed = rcpt(after, "nouser@example.net");
+    strictEqual(failed.status, "failed");
+    ok(/^550\b/.test(failed.response ?? ""), failed.response);
+    strictEqual(rcpt(after, "busy@example.net").status, "pending");
+
+    const bounce = await waitUntil("a bounce record", async () => {
+      const { records } = await spool.list();
+      return records.find((r) => r.kind === "bounce");
+    });
+    strictEqual(bounce.sender, "");
+    deepStrictEqual(bounce.recipients.map((r) => r.address), [SENDER]);
+    strictEqual(bounce.recipients[0].status, "pending");
+    const text = dec.decode(await Deno.readFile(spool.messagePath(bounce.id)));
+    ok(text.includes("multipart/report"), text);
+    ok(text.includes("nouser@example.net"), text);
+    ok(text.includes("Subject: worker test"), "original headers attached");
+    ok(!text.includes("busy@example.net"), "a pending recipient is not reported as failed");
+    strictEqual(bounce.size, (await Deno.stat(spool.messagePath(bounce.id))).size);
+    // Exactly one bounce, and the smarthost got nothing (busy deferred, bounce deferred).
+    strictEqual((await spool.list()).records.filter((r) => r.kind === "bounce").length, 1);
+    strictEqual(metrics.get("bounces_total"), 1);
+    strictEqual(metrics.get("failures_total"), 1);
+    strictEqual(host.received.length, 0);
+  });
+});
+
+Deno.test("worker: every recipient 550: the bounce goes from <> to the sender, all removed", async () => {
+  const behavior = { rejectRecipients: { "nouser@example.net": 550 } };
+  await withEnv({ behavior }, async ({ spool, host, worker }) => {
+    const w = worker();
+    await w.start();
+    const record = await enqueue(spool, { recipients: ["nouser@example.net"] });
+    w.notify(record);
+    const [mail] = await host.waitFor(1, 8000);
+    strictEqual(mail.from, "");
+    deepStrictEqual(mail.to, [SENDER]);
+    const text = dec.decode(mail.data);
+    ok(text.includes("Content-Type: multipart/report"), text);
+    ok(text.includes("Final-Recipient: rfc822; nouser@example.net"), text);
+    await waitRemoved(spool, record.id);
+    await waitUntil("an empty queue", async () => {
+      const { records } = await spool.list();
+      return records.length === 0 ? true : undefined;
+    });
+    strictEqual(host.received.length, 1);
+  });
+});
+
+for (const failure of ["wrong password", "closed port"] as const) {
+  Deno.test(`worker: connect-phase failure (${failure}) defers and never bounces`, async () => {
+    await withEnv({}, async ({ spool, host, metrics, logs, worker }) => {
+      let port = host.port;
+      if (failure === "closed port") {
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        port = l.addr.port;
+        l.close();
+      }
+      const w = worker(failure === "wrong password" ? { password: "not-the-password" } : { port });
+      await w.start();
+      const record = await enqueue(spool, { recipients: ["bob@example.net", "carol@example.net"] });
+      w.notify(record);
+      const after = await waitAttempts(spool, record.id, 1);
+      deepStrictEqual(after.recipients.map((r) => r.status), ["pending", "pending"]);
+      const pattern = failure === "wrong password" ? /535/ : /cannot connect/;
+      ok(pattern.test(after.lastError ?? ""), after.lastError);
+      ok(!(after.lastError ?? "").includes("not-the-password"));
+      for (const r of after.recipients) strictEqual(r.response, after.lastError);
+      ok(Date.parse(after.nextAttemptAt) > Date.now());
+      strictEqual(metrics.get("upstream_errors_total"), 1);
+      strictEqual(metrics.get("delivery_attempts_total"), 1);
+      strictEqual(metrics.get("deferrals_total"), 2);
+      strictEqual(metrics.get("failures_total"), 0);
+      strictEqual(metrics.get("bounces_total"), 0);
+      const { records } = await spool.list();
+      deepStrictEqual(records.map((r) => r.id), [record.id], "no bounce queued");
+      ok(
+        logs.some((l) => l.includes(" error upstream unavailable ") && pattern.test(l)),
+        logs.join("\n"),
+      );
+      strictEqual(host.received.length, 0);
+    });
+  });
+}
+
+Deno.test("worker: hold mode never delivers, keeps flush requests, applies deletes", async () => {
+  await withEnv({}, async ({ spool, host, metrics, logs, worker }) => {
+    const keep = await enqueue(spool, { recipients: ["keep@example.net"] });
+    const drop = await enqueue(spool, { recipients: ["drop@example.net"] });
+    await spool.requestFlush();
+    const w = worker({ hold: true });
+    await w.start();
+    w.notify(keep);
+    strictEqual(w.queueSize, 2);
+    strictEqual(w.describe(), "none (hold mode)");
+    await spool.requestDelete(drop.id);
+    await waitRemoved(spool, drop.id);
+    ok(logs.some((l) => l.includes(" info deleted by operator ") && l.includes(drop.id)));
+    strictEqual(w.queueSize, 1);
+    // A few more poll intervals: still nothing sent, the flush request left for a real server.
+    await sleep(POLL_MS * 4);
+    deepStrictEqual(await spool.read(keep.id), keep);
+    ok(await exists(join(spool.dir, "flush-request")));
+    strictEqual(metrics.get("delivery_attempts_total"), 0);
+    strictEqual(host.connections, 0);
+  });
+});
+
+Deno.test("worker: a flush request sends a message whose retry is not yet due", async () => {
+  await withEnv({}, async ({ spool, host, logs, worker }) => {
+    const later = new Date(Date.now() + 60 * 60_000);
+    const record = await enqueue(spool, { recipients: ["bob@example.net"], nextAttemptAt: later });
+    const w = worker();
+    await w.start();
+    w.notify(record);
+    await sleep(POLL_MS * 4);
+    strictEqual(host.received.length, 0, "not due yet");
+    strictEqual((await spool.read(record.id)).attempts, 0);
+    await spool.requestFlush();
+    const [mail] = await host.waitFor(1, 8000);
+    deepStrictEqual(mail.to, ["bob@example.net"]);
+    await waitRemoved(spool, record.id);
+    ok(logs.some((l) => l.includes("flush requested")), logs.join("\n"));
+    ok(!(await exists(join(spool.dir, "flush-request"))), "request consumed");
+  });
+});
+
+Deno.test("worker: stop() resolves and leaves pending messages queued", async () => {
+  await withEnv({}, async ({ spool, host, metrics, worker }) => {
+    const later = new Date(Date.now() + 60 * 60_000);
+    const record = await enqueue(spool, { recipients: ["bob@example.net"], nextAttemptAt: later });
+    const w = worker();
+    await w.start();
+    strictEqual(w.queueSize, 1);
+    await w.stop(1000);
+    // After stop nothing is taken any more, even a message that is due now.
+    const due = await enqueue(spool, { recipients: ["carol@example.net"] });
+    w.notify(due);
+    await sleep(POLL_MS * 4);
+    deepStrictEqual(await spool.read(record.id), record);
+    deepStrictEqual(await spool.read(due.id), due);
+    strictEqual(host.received.length, 0);
+    strictEqual(metrics.get("delivery_attempts_total"), 0);
+  });
+});
+
+Deno.test("worker: stop() waits for a queue poll under way; nothing runs after it", async () => {
+  await withEnv({}, async ({ spool, logs, worker }) => {
+    // Many short runs with a 1 ms poll, so stop() often lands in the middle of a poll.
+    for (let i = 0; i < 40; i++) {
+      const w = worker({ pollMs: 1 });
+      await w.start();
+      await spool.requestFlush();
+      await sleep(i % 4);
+      await w.stop(1000);
+      const seen = logs.length;
+      const flushed = logs.some((l) => l.includes("flush requested"));
+      await sleep(5);
+      deepStrictEqual(logs.slice(seen), [], `activity after stop() in run ${i}`);
+      // A flush request not acted on before the stop is kept for the next start.
+      if (!flushed) ok(await exists(join(spool.dir, "flush-request")), `run ${i}`);
+      await spool.takeFlushRequest();
+      logs.length = 0;
+    }
+  });
+});
