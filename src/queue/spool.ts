@@ -108,21 +108,16 @@ export class Spool {
    * Takes the spool's exclusive lock (released when the process ends, even by
    * SIGKILL). Undefined when another process holds it: a server owns the spool.
    */
-  async tryLock(timeoutMs = 500): Promise<Deno.FsFile | undefined> {
+  async tryLock(): Promise<Deno.FsFile | undefined> {
     const file = await Deno.open(join(this.dir, "lock"), {
       read: true,
       write: true,
       create: true,
       mode: 0o600,
     });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const locked = await Promise.race([
-      file.lock(true).then(() => true),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs)),
-    ]);
-    clearTimeout(timer);
-    // On failure the lock request stays pending; the handle is left to the process's end.
-    return locked ? file : undefined;
+    if (await file.tryLock(true)) return file;
+    file.close();
+    return undefined;
   }
 
   /** Asks the server to try every queued message now (honoured at start if none runs). */
@@ -149,14 +144,14 @@ export class Spool {
     await Deno.writeTextFile(join(this.requestDir, `delete-${id}`), "", { mode: 0o600 });
   }
 
-  /** The ids whose deletion was requested; the requests are consumed. */
-  async takeDeleteRequests(): Promise<string[]> {
+  /** The ids whose deletion was requested (the requests stay until `clearDeleteRequest`). */
+  async deleteRequests(): Promise<string[]> {
     const ids: string[] = [];
     try {
       for await (const entry of Deno.readDir(this.requestDir)) {
         const id = entry.name.startsWith("delete-") ? entry.name.slice(7) : "";
-        await Deno.remove(join(this.requestDir, entry.name)).catch(() => {});
         if (ID_PATTERN.test(id)) ids.push(id);
+        else await Deno.remove(join(this.requestDir, entry.name)).catch(() => {});
       }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -164,11 +159,19 @@ export class Spool {
     return ids;
   }
 
+  /** Drops a delete request once it has been carried out. */
+  async clearDeleteRequest(id: string): Promise<void> {
+    if (!ID_PATTERN.test(id)) return;
+    await Deno.remove(join(this.requestDir, `delete-${id}`)).catch(() => {});
+  }
+
   /** Opens (creating if needed) the spool at `dir`. */
   static async open(dir: string): Promise<Spool> {
     const spool = new Spool(dir);
     await Deno.mkdir(spool.tmpDir, { recursive: true, mode: 0o700 });
     await Deno.mkdir(spool.queueDir, { recursive: true, mode: 0o700 });
+    // Made by the spool's owner, so requests written by an operator stay readable to it.
+    await Deno.mkdir(spool.requestDir, { recursive: true, mode: 0o700 });
     return spool;
   }
 

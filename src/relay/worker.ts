@@ -14,6 +14,11 @@ import { type Spool, UnknownMessageError } from "../queue/spool.ts";
 import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
 import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
 
+/** How long stop() waits, after closing connections, for lanes still connecting. */
+const CLOSE_GRACE_MS = 2000;
+/** How often the spool is scanned again for messages the worker was not told about. */
+const RESCAN_MS = 5 * 60_000;
+
 /** Settings of the worker. */
 export interface WorkerOptions {
   spool: Spool;
@@ -42,6 +47,10 @@ export class DeliveryWorker {
   #schedule = new Map<string, number>();
   #inFlight = new Set<string>();
   #deleteAfterAttempt = new Set<string>();
+  #lastScan = 0;
+  /** After a failure to connect or log in, no lane starts before this time (ms). */
+  #upstreamDownUntil = 0;
+  #upstreamFailures = 0;
   #lanes = new Set<Lane>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #poller: ReturnType<typeof setInterval> | undefined;
@@ -101,7 +110,13 @@ export class DeliveryWorker {
         lanes: this.#lanes.size,
       });
       for (const lane of this.#lanes) await lane.session?.close().catch(() => {});
-      await all;
+      // A lane still connecting or logging in has no connection to close yet: do not wait
+      // out its timeouts (the process is about to end; the message stays queued).
+      if (!(await settlesWithin(all, CLOSE_GRACE_MS))) {
+        this.options.log.warn("shutdown: leaving upstream connection attempts behind", {
+          lanes: this.#lanes.size,
+        });
+      }
     }
     // A poll under way finishes before stop() returns: nothing touches the spool afterwards.
     await this.#polling;
@@ -111,14 +126,23 @@ export class DeliveryWorker {
 
   async #poll(): Promise<void> {
     if (this.#stopping || this.#scanning) return;
-    for (const id of await this.options.spool.takeDeleteRequests()) {
-      if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
-      else await this.#deleteByOperator(id);
+    const { log, spool } = this.options;
+    try {
+      for (const id of await spool.deleteRequests()) {
+        if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
+        else await this.#deleteByOperator(id);
+      }
+    } catch (e) {
+      log.error("delete requests failed", { error: errorMessage(e) });
     }
     // Once stopping, a flush request is left in place for the next start.
-    if (!this.#holding && !this.#stopping && await this.options.spool.takeFlushRequest()) {
-      this.options.log.info("flush requested: trying every queued message now");
+    if (!this.#holding && !this.#stopping && await spool.takeFlushRequest()) {
+      log.info("flush requested: trying every queued message now");
       await this.#scan(true);
+      this.#kick();
+    } else if (!this.#holding && Date.now() - this.#lastScan >= RESCAN_MS) {
+      // A safety net: anything queued that the worker was not told about is found.
+      await this.#scan(false);
       this.#kick();
     }
   }
@@ -133,6 +157,8 @@ export class DeliveryWorker {
     } catch (e) {
       if (!(e instanceof UnknownMessageError)) throw e;
     }
+    // Cleared only now: a crash before this point leaves the request to be applied again.
+    await this.options.spool.clearDeleteRequest(id);
   }
 
   /** Loads every record; with `flush`, everything pending is due now. */
@@ -141,10 +167,16 @@ export class DeliveryWorker {
       const { records, problems } = await this.options.spool.list();
       for (const p of problems) this.options.log.error("unreadable queue record", { problem: p });
       const now = Date.now();
+      const found = new Set(records.map((r) => r.id));
+      for (const id of this.#schedule.keys()) {
+        if (!found.has(id) && !this.#inFlight.has(id)) this.#schedule.delete(id);
+      }
       for (const r of records) {
         if (this.#inFlight.has(r.id)) continue;
         this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
       }
+      if (flush) this.#upstreamDownUntil = 0;
+      this.#lastScan = now;
       this.options.metrics.set("queue_messages", this.#schedule.size);
     };
     this.#scanning = run().finally(() => this.#scanning = undefined);
@@ -155,6 +187,12 @@ export class DeliveryWorker {
   #kick(): void {
     if (!this.#running || this.#stopping || this.#holding) return;
     const now = Date.now();
+    if (now < this.#upstreamDownUntil) {
+      // One login failure is enough: do not try it again once per queued message.
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => this.#kick(), this.#upstreamDownUntil - now);
+      return;
+    }
     let due = 0;
     let next = Infinity;
     for (const [id, at] of this.#schedule) {
@@ -173,6 +211,7 @@ export class DeliveryWorker {
   #takeDue(): string | undefined {
     if (this.#stopping) return undefined;
     const now = Date.now();
+    if (now < this.#upstreamDownUntil) return undefined;
     let best: string | undefined;
     let bestAt = Infinity;
     for (const [id, at] of this.#schedule) {
@@ -271,7 +310,11 @@ export class DeliveryWorker {
           lane.session = undefined;
         }
       }
-      lane.session ??= await this.options.connect!();
+      if (!lane.session) {
+        lane.session = await this.options.connect!();
+        this.#upstreamFailures = 0;
+        this.#upstreamDownUntil = 0;
+      }
       phase = "send";
       const file = await spool.openMessage(id);
       try {

@@ -48,11 +48,12 @@ async function store(spool: Spool, bytes: Uint8Array, id = newQueueId()): Promis
   return id;
 }
 
-Deno.test("Spool.open creates tmp/ and queue/ private to the owner", async () => {
+Deno.test("Spool.open creates tmp/, queue/ and requests/ private to the owner", async () => {
   await withSpool(async (spool, dir) => {
-    deepStrictEqual(await names(dir), ["queue", "tmp"]);
+    deepStrictEqual(await names(dir), ["queue", "requests", "tmp"]);
     strictEqual((await Deno.stat(spool.tmpDir)).mode! & 0o777, 0o700);
     strictEqual((await Deno.stat(spool.queueDir)).mode! & 0o777, 0o700);
+    strictEqual((await Deno.stat(spool.requestDir)).mode! & 0o777, 0o700);
     const again = await Spool.open(dir); // opening an existing spool is fine
     strictEqual(again.queueDir, spool.queueDir);
   });
@@ -155,7 +156,7 @@ Deno.test("createMessage refuses a malformed id (no path outside tmp/)", async (
     for (const id of ["../x", "", "a/b", "abc"]) {
       await rejects(spool.createMessage(id), /invalid queue id/, id);
     }
-    deepStrictEqual(await names(dir), ["queue", "tmp"]);
+    deepStrictEqual(await names(dir), ["queue", "requests", "tmp"]);
     deepStrictEqual(await names(spool.tmpDir), []);
   });
 });
@@ -258,7 +259,7 @@ Deno.test("update rejects a malformed id without touching files outside the spoo
     await Deno.writeTextFile(outside, "precious\n");
     await rejects(spool.update(sampleRecord({ id: "../x" })), UnknownMessageError);
     strictEqual(await Deno.readTextFile(outside), "precious\n");
-    deepStrictEqual(await names(dir), ["queue", "tmp", "x.json"]);
+    deepStrictEqual(await names(dir), ["queue", "requests", "tmp", "x.json"]);
     deepStrictEqual(await names(spool.tmpDir), []);
   });
 });
@@ -343,5 +344,31 @@ Deno.test("remove deletes both files; unknown and malformed ids throw UnknownMes
     await rejects(spool.remove("../x"), UnknownMessageError);
     await rejects(spool.remove(newQueueId()), UnknownMessageError);
     deepStrictEqual((await spool.list()).records.map((r) => r.id), [b]);
+  });
+});
+
+Deno.test("tryLock: one holder at a time; released when closed", async () => {
+  await withSpool(async (spool) => {
+    const first = await spool.tryLock();
+    ok(first, "first lock taken");
+    strictEqual(await spool.tryLock(), undefined, "second refused at once");
+    first.close();
+    const again = await spool.tryLock();
+    ok(again, "free again after close");
+    again.close();
+  });
+});
+
+Deno.test("delete requests stay until cleared; malformed request names are dropped", async () => {
+  await withSpool(async (spool) => {
+    const id = newQueueId();
+    await spool.requestDelete(id);
+    await Deno.writeTextFile(join(spool.requestDir, "delete-../../x"), "").catch(() => {});
+    await Deno.writeTextFile(join(spool.requestDir, "junk"), "");
+    deepStrictEqual(await spool.deleteRequests(), [id]);
+    deepStrictEqual(await spool.deleteRequests(), [id], "still there until cleared");
+    await spool.clearDeleteRequest(id);
+    deepStrictEqual(await spool.deleteRequests(), []);
+    deepStrictEqual(await names(spool.requestDir), []);
   });
 });
