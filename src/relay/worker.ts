@@ -346,9 +346,13 @@ export class DeliveryWorker {
       const permanent = phase === "send" && e instanceof UpstreamError && e.permanent;
       if (phase === "connect") {
         metrics.inc("upstream_errors_total");
+        this.#upstreamFailures++;
+        const pause = retryDelayMs(this.options.retry, this.#upstreamFailures);
+        this.#upstreamDownUntil = Math.max(this.#upstreamDownUntil, Date.now() + pause);
         log.error("upstream unavailable", {
           upstream: this.options.upstreamName,
           error: attemptError,
+          pause: `${Math.round(pause / 1000)}s`,
         });
       }
       results = pending.map((r) => ({

@@ -479,3 +479,26 @@ Deno.test("worker: stop() waits for a queue poll under way; nothing runs after i
     }
   });
 });
+
+Deno.test("worker: one login failure pauses the queue instead of one failed login per message", async () => {
+  await withEnv({}, async ({ spool, host, metrics, worker }) => {
+    const queued = [];
+    for (let i = 0; i < 8; i++) {
+      queued.push(await enqueue(spool, { recipients: [`r${i}@example.net`] }));
+    }
+    const w = worker({ password: "not-the-password" });
+    await w.start();
+    await waitUntil(
+      "a login failure",
+      () => metrics.get("upstream_errors_total") >= 1 || undefined,
+    );
+    await sleep(POLL_MS * 6);
+    // At most one attempt per lane (concurrency 2) before the pause; the rest wait.
+    ok(metrics.get("upstream_errors_total") <= 2, `${metrics.get("upstream_errors_total")} logins`);
+    ok(host.connections <= 2, `${host.connections} connections`);
+    const { records } = await spool.list();
+    strictEqual(records.length, 8, "every message still queued");
+    ok(records.filter((r) => r.attempts === 0).length >= 6, "the others were not tried");
+    strictEqual(queued.length, 8);
+  });
+});
