@@ -15,7 +15,7 @@ import { RelayPolicy } from "./policy/relay_policy.ts";
 import { UserDb } from "./policy/users.ts";
 import { Spool } from "./queue/spool.ts";
 import { createDeliveryWorker } from "./relay/worker_setup.ts";
-import { SmtpServer, type TlsMaterial } from "./server/server.ts";
+import { checkTlsMaterial, SmtpServer, type TlsMaterial } from "./server/server.ts";
 
 /** Runs the server until a stop signal; returns the exit code. */
 export async function runServe(config: Config): Promise<number> {
@@ -28,6 +28,13 @@ export async function runServe(config: Config): Promise<number> {
     throw new ConfigError(`relay-networks: ${errorMessage(e)}`);
   }
   const tls = config.tlsCert ? await readTls(config) : undefined;
+  if (tls) {
+    try {
+      checkTlsMaterial(tls);
+    } catch (e) {
+      throw new ConfigError(`tls-cert/tls-key: ${errorMessage(e)}`);
+    }
+  }
   const users = config.users ? await loadUsers(config.users) : undefined;
   const authenticator = users ? new UserAuthenticator(users) : undefined;
 
@@ -77,15 +84,14 @@ export async function runServe(config: Config): Promise<number> {
     spool: config.spool,
     relayNetworks: networks.toString(),
     auth: users ? `${users.size} users` : "off",
-    upstream: worker ? worker.describe() : "none (hold mode)",
+    upstream: worker.describe(),
   });
-  if (!worker) {
+  if (!config.upstream) {
     log.warn(
       "hold mode: no upstream configured; accepted mail is kept in the spool until one is set",
     );
-  } else {
-    await worker.start();
   }
+  await worker.start();
 
   const stopped = new Promise<string>((resolve) => {
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -94,12 +100,13 @@ export async function runServe(config: Config): Promise<number> {
   });
   const onHup = async () => {
     try {
-      if (config.tlsCert) await server.reloadTls(await readTls(config));
-      if (config.users && authenticator) authenticator.users = await loadUsers(config.users);
-      log.info("reloaded", {
-        tls: config.tlsCert ? "yes" : "no",
-        users: config.users ? "yes" : "no",
-      });
+      // Read and check everything first, then apply: a bad file changes nothing.
+      const newTls = config.tlsCert ? await readTls(config) : undefined;
+      if (newTls) checkTlsMaterial(newTls);
+      const newUsers = config.users ? await loadUsers(config.users) : undefined;
+      if (newTls) await server.reloadTls(newTls);
+      if (newUsers && authenticator) authenticator.users = newUsers;
+      log.info("reloaded", { tls: newTls ? "yes" : "no", users: newUsers ? "yes" : "no" });
     } catch (e) {
       log.error("reload failed; keeping the previous certificate and users", {
         error: errorMessage(e),

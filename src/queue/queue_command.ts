@@ -149,7 +149,12 @@ async function flush(spool: Spool, json: boolean): Promise<number> {
   // polls for this file, and a server that starts later honours it too.
   await spool.requestFlush();
   if (json) console.log(JSON.stringify({ flushRequested: count }));
-  else console.log(`flush requested: ${count} message${count === 1 ? "" : "s"} will be tried now`);
+  else {
+    console.log(
+      `flush requested: ${count} message${count === 1 ? "" : "s"} will be tried as soon as ` +
+        "a server with an upstream sees the request",
+    );
+  }
   return 0;
 }
 

@@ -108,6 +108,11 @@ Deno.test("SIGHUP reloads the certificate: new STARTTLS sessions get the new one
     await carrier.waitForLog(/ reloaded tls=yes/);
     ok(await starttls(second.caCert), "new certificate served after SIGHUP");
     ok(!(await starttls(first.caCert)), "old CA no longer matches");
+    // A key that does not belong to the certificate changes nothing.
+    await Deno.copyFile(first.keyPath, key);
+    carrier.child.kill("SIGHUP");
+    await carrier.waitForLog(/ reload failed; .*private key does not belong to the certificate/);
+    ok(await starttls(second.caCert), "still served with the previous certificate");
   } finally {
     await carrier.stop();
   }
@@ -182,4 +187,25 @@ Deno.test("SIGHUP keeps implicit-TLS listeners serving with the new certificate"
   } finally {
     await carrier.stop();
   }
+});
+
+Deno.test("a certificate and a key that do not match: carrier refuses to start, naming them", async () => {
+  const first = await makeTestPki();
+  const second = await makeTestPki({ fresh: true });
+  const result = await runCarrier([
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--spool",
+    await Deno.makeTempDir({ prefix: "carrier-spool-" }),
+    "--tls-cert",
+    first.certPath,
+    "--tls-key",
+    second.keyPath,
+  ]);
+  strictEqual(result.code, 2);
+  strictEqual(
+    result.stderr.trim(),
+    "carrier: tls-cert/tls-key: the private key does not belong to the certificate",
+  );
 });
