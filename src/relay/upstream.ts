@@ -705,7 +705,13 @@ export class UpstreamSession {
     }
     const code = err.responseCode;
     const response = oneLine(err.response ?? err.message);
-    if (err.command === "MAIL FROM") return all(statusOf(code), code, response);
+    if (err.command === "MAIL FROM") {
+      // 530 (authentication required) and X.4.5 (mail system congestion: Gmail's daily
+      // sending limit) are about the session or account, not this message: retry later
+      // rather than bounce the whole queue.
+      const sessionLevel = code === 530 || /\b[45]\.4\.5\b/.test(response);
+      return all(sessionLevel ? "deferred" : statusOf(code), code, response);
+    }
     if (err.command === "RCPT TO") {
       // Every recipient was rejected; each has its own reply.
       const byRcpt = new Map<string, NmError>();

@@ -205,6 +205,24 @@ Deno.test("MAIL FROM 451 defers every recipient; null sender is <>", async () =>
   });
 });
 
+for (
+  const [reply, expected] of [
+    [{ code: 550, message: "5.4.5 Daily user sending limit exceeded" }, "deferred"],
+    [{ code: 530, message: "Authentication required" }, "deferred"],
+    [{ code: 553, message: "Sender address rejected: not owned by user" }, "failed"],
+  ] as const
+) {
+  Deno.test(`MAIL FROM ${reply.code} "${reply.message}": ${expected}`, async () => {
+    await withSmarthost({ behavior: { rejectMailFrom: reply } }, async (host, pki) => {
+      await withSession(options(pki, host), async (s) => {
+        const results = await s.send(message(["a@example.net"]));
+        strictEqual(results[0].status, expected, results[0].response);
+        strictEqual(results[0].code, reply.code);
+      });
+    });
+  });
+}
+
 for (const code of [451, 554]) {
   Deno.test(`DATA reply ${code} applies to the accepted recipients only`, async () => {
     const behavior = { failDataOnce: code, rejectRecipients: { "no@example.net": 550 } };

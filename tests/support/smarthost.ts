@@ -29,6 +29,8 @@ export interface SmarthostBehavior {
   dropMidData: number;
   /** Answer every MAIL FROM with 451. */
   tempFailAll: boolean;
+  /** Answer every MAIL FROM with this reply (e.g. a quota or policy refusal). */
+  rejectMailFrom?: { code: number; message: string };
 }
 
 /** Handle of a running smarthost. */
@@ -130,6 +132,9 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     onMailFrom(_address, _session, callback) {
       if (behavior.tempFailAll) {
         return callback(smtpError(451, "Temporary failure, try again later"));
+      }
+      if (behavior.rejectMailFrom) {
+        return callback(smtpError(behavior.rejectMailFrom.code, behavior.rejectMailFrom.message));
       }
       callback();
     },
