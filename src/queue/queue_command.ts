@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { type Config, ConfigError } from "../config.ts";
 import type { QueueRecord } from "./record.ts";
-import { Spool, UnknownMessageError } from "./spool.ts";
+import { pathExists, Spool, UnknownMessageError } from "./spool.ts";
 
 /** Runs a queue subcommand; returns the exit code. */
 export async function runQueueCommand(
@@ -178,7 +178,7 @@ async function remove(spool: Spool, ids: string[], json: boolean): Promise<numbe
   for (let i = 0; i < 50 && pending.size > 0; i++) {
     await new Promise((r) => setTimeout(r, 200));
     for (const id of [...pending]) {
-      if (!(await exists(spool.recordPath(id)))) pending.delete(id);
+      if (!(await pathExists(spool.recordPath(id)))) pending.delete(id);
     }
   }
   report(ids.filter((id) => !pending.has(id)), [...pending], json);
@@ -193,14 +193,5 @@ function report(deleted: string[], requested: string[], json: boolean): void {
   for (const id of deleted) console.log(`deleted ${id}`);
   for (const id of requested) {
     console.log(`delete of ${id} requested: the server removes it when its delivery attempt ends`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -242,11 +242,11 @@ export class Spool {
     const tmp = join(this.tmpDir, `${record.id}.json.${crypto.randomUUID()}`);
     try {
       await writeSynced(tmp, JSON.stringify(record, null, 2) + "\n");
-      if (!(await exists(this.recordPath(record.id)))) throw new UnknownMessageError(record.id);
+      if (!(await pathExists(this.recordPath(record.id)))) throw new UnknownMessageError(record.id);
       await Deno.rename(tmp, this.recordPath(record.id));
       // A remove() that ran between the check and the rename took the bytes too (it
       // removes the record first): take back the record we just brought back.
-      if (!(await exists(this.messagePath(record.id)))) {
+      if (!(await pathExists(this.messagePath(record.id)))) {
         await Deno.remove(this.recordPath(record.id)).catch(() => {});
         await this.#syncDir(this.queueDir);
         throw new UnknownMessageError(record.id);
@@ -339,7 +339,8 @@ export class Spool {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+/** True if a file exists at `path` (other errors propagate). */
+export async function pathExists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;

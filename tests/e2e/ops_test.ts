@@ -5,7 +5,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { queueFiles, runCarrier, startCarrier, swaks } from "../support/carrier.ts";
+import { freePort, queueFiles, runCarrier, startCarrier, swaks } from "../support/carrier.ts";
 import { RawClient } from "../support/raw_client.ts";
 import { makeTestPki } from "../support/tls.ts";
 
@@ -68,7 +68,8 @@ Deno.test("SIGTERM: an idle session gets 421, a transaction under way finishes, 
   }
 });
 
-Deno.test("SIGHUP reloads the certificate: new STARTTLS sessions get the new one", async () => {
+/** Two unrelated PKIs and cert/key files holding the first one's, to swap before a SIGHUP. */
+async function swappableCertificate() {
   const first = await makeTestPki();
   const second = await makeTestPki({ fresh: true });
   const dir = await Deno.makeTempDir({ prefix: "carrier-certs-" });
@@ -76,6 +77,11 @@ Deno.test("SIGHUP reloads the certificate: new STARTTLS sessions get the new one
   const key = `${dir}/key.pem`;
   await Deno.copyFile(first.certPath, cert);
   await Deno.copyFile(first.keyPath, key);
+  return { first, second, cert, key };
+}
+
+Deno.test("SIGHUP reloads the certificate: new STARTTLS sessions get the new one", async () => {
+  const { first, second, cert, key } = await swappableCertificate();
   const carrier = await startCarrier({ args: ["--tls-cert", cert, "--tls-key", key] });
   const starttls = async (caCert: string) => {
     const client = await RawClient.connect(carrier.port);
@@ -139,17 +145,9 @@ Deno.test("one server per spool: a second carrier on the same spool refuses to s
 });
 
 Deno.test("SIGHUP keeps implicit-TLS listeners serving with the new certificate", async () => {
-  const first = await makeTestPki();
-  const second = await makeTestPki({ fresh: true });
-  const dir = await Deno.makeTempDir({ prefix: "carrier-certs-" });
-  const cert = `${dir}/cert.pem`;
-  const key = `${dir}/key.pem`;
-  await Deno.copyFile(first.certPath, cert);
-  await Deno.copyFile(first.keyPath, key);
+  const { first, second, cert, key } = await swappableCertificate();
   // A fixed port: the listener is reopened on it, and the permission names it.
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const tlsPort = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const tlsPort = freePort();
   const carrier = await startCarrier({
     args: ["--tls-cert", cert, "--tls-key", key, "--listen-tls", `127.0.0.1:${tlsPort}`],
   });

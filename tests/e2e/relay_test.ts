@@ -8,6 +8,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import {
   type CarrierProcess,
+  freePort,
   python,
   queueFiles,
   runCarrier,
@@ -202,9 +203,7 @@ Deno.test("relay: a wrong upstream password (535) defers, never bounces at once;
 Deno.test("relay: upstream down at first, then up: delivered after a retry; queue list shows the deferral", async () => {
   const pki = await makeTestPki();
   // Reserve a port, then free it: nothing listens there until the smarthost starts.
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const port = freePort();
   const carrier = await startCarrier({
     args: upstreamArgs(pki, port, ["--retry-min", "1s", "--retry-max", "1s"]),
     env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },
@@ -396,9 +395,7 @@ print(" ".join(acked))
 
 Deno.test("relay: a message that outlives --max-queue-lifetime bounces; its undeliverable bounce is dropped", async () => {
   const pki = await makeTestPki();
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close(); // nothing listens: every attempt is deferred
+  const port = freePort(); // nothing listens: every attempt is deferred
   const carrier = await startCarrier({
     args: upstreamArgs(pki, port, ["--max-queue-lifetime", "2s"]),
     env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },

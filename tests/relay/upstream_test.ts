@@ -1,3 +1,4 @@
+import { concatBytes } from "../../src/bytes.ts";
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import {
   type OutgoingMessage,
@@ -13,22 +14,12 @@ import { makeTestPki, type TestPki } from "../support/tls.ts";
 const enc = new TextEncoder();
 const PASSWORD = "s3cret-Pa55word";
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 /** A message with 8-bit bytes and dot lines, streamed in small chunks. */
-const MESSAGE = concat(
+const MESSAGE = concatBytes([
   enc.encode("From: a@example.com\r\nTo: b@example.net\r\nSubject: caf\u00e9 test\r\n\r\n"),
   new Uint8Array([0xc3, 0xa9, 0x20, 0xff, 0x80, 0x0d, 0x0a]),
   enc.encode(".leading dot\r\n..two dots\r\n.\r\nlast line\r\n"),
-);
+]);
 
 function message(
   recipients: string[],
@@ -310,11 +301,11 @@ Deno.test("implicit TLS (smtps) delivers", async () => {
 
 Deno.test("connection dropped in the middle of DATA: temporary UpstreamError", async () => {
   await withSmarthost({ behavior: { dropMidData: 1 } }, async (host, pki) => {
-    const big = concat(
+    const big = concatBytes([
       MESSAGE,
       enc.encode("x".repeat(70) + "\r\n").slice(),
       ...new Array(2000).fill(enc.encode("y".repeat(70) + "\r\n")),
-    );
+    ]);
     await withSession(options(pki, host), async (s) => {
       await rejects(s.send(message(["b@example.net"], {}, big)), (err: unknown) => {
         ok(err instanceof UpstreamError);

@@ -9,7 +9,7 @@ import { concatBytes } from "../../src/bytes.ts";
 import { Logger } from "../../src/ops/log.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import { newQueueId, type QueueRecord, type RecipientRecord } from "../../src/queue/record.ts";
-import { Spool, UnknownMessageError } from "../../src/queue/spool.ts";
+import { pathExists, Spool, UnknownMessageError } from "../../src/queue/spool.ts";
 import { UpstreamSession } from "../../src/relay/upstream.ts";
 import { DeliveryWorker, type WorkerOptions } from "../../src/relay/worker.ts";
 import { type Smarthost, type SmarthostOptions, startSmarthost } from "../support/smarthost.ts";
@@ -168,20 +168,11 @@ async function readRecord(spool: Spool, id: string): Promise<QueueRecord | undef
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Waits until both files of a message are gone. */
 async function waitRemoved(spool: Spool, id: string): Promise<void> {
   await waitUntil(`removal of ${id}`, async () => {
-    const gone = !(await exists(spool.recordPath(id))) && !(await exists(spool.messagePath(id)));
+    const gone = !(await pathExists(spool.recordPath(id))) &&
+      !(await pathExists(spool.messagePath(id)));
     return gone ? true : undefined;
   });
 }
@@ -293,7 +284,7 @@ Deno.test("worker: 450 stays pending with its reply and a later retry; 250 is re
     // Stopping leaves the deferred message queued, unchanged.
     await w.stop(1000);
     deepStrictEqual(await spool.read(record.id), after);
-    ok(await exists(spool.messagePath(record.id)));
+    ok(await pathExists(spool.messagePath(record.id)));
     strictEqual(host.received.length, 1);
   });
 });
@@ -415,7 +406,7 @@ Deno.test("worker: hold mode never delivers, keeps flush requests, applies delet
     // A few more poll intervals: still nothing sent, the flush request left for a real server.
     await sleep(POLL_MS * 4);
     deepStrictEqual(await spool.read(keep.id), keep);
-    ok(await exists(join(spool.dir, "flush-request")));
+    ok(await pathExists(join(spool.dir, "flush-request")));
     strictEqual(metrics.get("delivery_attempts_total"), 0);
     strictEqual(host.connections, 0);
   });
@@ -436,7 +427,7 @@ Deno.test("worker: a flush request sends a message whose retry is not yet due", 
     deepStrictEqual(mail.to, ["bob@example.net"]);
     await waitRemoved(spool, record.id);
     ok(logs.some((l) => l.includes("flush requested")), logs.join("\n"));
-    ok(!(await exists(join(spool.dir, "flush-request"))), "request consumed");
+    ok(!(await pathExists(join(spool.dir, "flush-request"))), "request consumed");
   });
 });
 
@@ -473,7 +464,7 @@ Deno.test("worker: stop() waits for a queue poll under way; nothing runs after i
       await sleep(5);
       deepStrictEqual(logs.slice(seen), [], `activity after stop() in run ${i}`);
       // A flush request not acted on before the stop is kept for the next start.
-      if (!flushed) ok(await exists(join(spool.dir, "flush-request")), `run ${i}`);
+      if (!flushed) ok(await pathExists(join(spool.dir, "flush-request")), `run ${i}`);
       await spool.takeFlushRequest();
       logs.length = 0;
     }

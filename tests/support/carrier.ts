@@ -195,3 +195,11 @@ export async function swaks(
   const decoder = new TextDecoder();
   return { code: out.code, output: decoder.decode(out.stdout) + decoder.decode(out.stderr) };
 }
+
+/** A loopback port with nothing listening on it (reserved, then released). */
+export function freePort(): number {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return port;
+}
