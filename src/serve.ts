@@ -40,7 +40,12 @@ export async function runServe(config: Config): Promise<number> {
 
   const spool = await Spool.open(config.spool);
   // One server per spool: two would deliver every message twice.
-  const lock = await spool.tryLock();
+  let lock = await spool.tryLock();
+  // A `queue delete` holds the lock for a moment when no server runs: wait that out.
+  for (let i = 0; i < 10 && !lock; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    lock = await spool.tryLock();
+  }
   if (!lock) {
     throw new ConfigError(`spool: ${config.spool} is in use by another carrier process`);
   }
@@ -98,7 +103,7 @@ export async function runServe(config: Config): Promise<number> {
       Deno.addSignalListener(signal, () => resolve(signal));
     }
   });
-  const onHup = async () => {
+  const reload = async () => {
     try {
       // Read and check everything first, then apply: a bad file changes nothing.
       const newTls = config.tlsCert ? await readTls(config) : undefined;
@@ -113,6 +118,11 @@ export async function runServe(config: Config): Promise<number> {
       });
     }
   };
+  // Reloads run one at a time: two SIGHUPs in a row never interleave.
+  let reloading = Promise.resolve();
+  const onHup = () => {
+    reloading = reloading.then(reload);
+  };
   Deno.addSignalListener("SIGHUP", onHup);
   const signal = await stopped;
   const graceMs = config.shutdownTimeout * 1000;
@@ -120,6 +130,7 @@ export async function runServe(config: Config): Promise<number> {
   await Promise.all([server.stop(graceMs), worker.stop(graceMs)]);
   await metricsServer?.shutdown();
   Deno.removeSignalListener("SIGHUP", onHup);
+  await reloading;
   lock.close();
   log.info("stopped", {
     addresses: server.addresses.map((a) => formatAddress(a.address)).join(",") || undefined,

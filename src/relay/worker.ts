@@ -47,6 +47,8 @@ export class DeliveryWorker {
   #schedule = new Map<string, number>();
   #inFlight = new Set<string>();
   #deleteAfterAttempt = new Set<string>();
+  /** Ids changed while a scan reads the spool: the scan's older view must not override them. */
+  #touched = new Set<string>();
   #lastScan = 0;
   /** After a failure to connect or log in, no lane starts before this time (ms). */
   #upstreamDownUntil = 0;
@@ -78,6 +80,8 @@ export class DeliveryWorker {
   /** Scans the spool (messages survive restarts) and begins delivering. */
   async start(): Promise<void> {
     this.#running = true;
+    // Delete requests left from before a restart are applied before anything is sent.
+    await this.#applyDeleteRequests();
     // In hold mode a flush request is left in place for a server with an upstream.
     await this.#scan(this.#holding ? false : await this.options.spool.takeFlushRequest());
     this.#poller = setInterval(() => {
@@ -92,6 +96,7 @@ export class DeliveryWorker {
   /** A message was just queued: try it now. */
   notify(record: QueueRecord): void {
     if (!this.#running || this.#stopping) return;
+    this.#touched.add(record.id);
     this.#schedule.set(record.id, Date.parse(record.nextAttemptAt));
     this.#kick();
   }
@@ -127,14 +132,7 @@ export class DeliveryWorker {
   async #poll(): Promise<void> {
     if (this.#stopping || this.#scanning) return;
     const { log, spool } = this.options;
-    try {
-      for (const id of await spool.deleteRequests()) {
-        if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
-        else await this.#deleteByOperator(id);
-      }
-    } catch (e) {
-      log.error("delete requests failed", { error: errorMessage(e) });
-    }
+    await this.#applyDeleteRequests();
     // Once stopping, a flush request is left in place for the next start.
     if (!this.#holding && !this.#stopping && await spool.takeFlushRequest()) {
       log.info("flush requested: trying every queued message now");
@@ -147,9 +145,21 @@ export class DeliveryWorker {
     }
   }
 
+  async #applyDeleteRequests(): Promise<void> {
+    try {
+      for (const id of await this.options.spool.deleteRequests()) {
+        if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
+        else await this.#deleteByOperator(id);
+      }
+    } catch (e) {
+      this.options.log.error("delete requests failed", { error: errorMessage(e) });
+    }
+  }
+
   /** `queue delete` while the server runs: applied here, never in the middle of an attempt. */
   async #deleteByOperator(id: string): Promise<void> {
     this.#deleteAfterAttempt.delete(id);
+    this.#touched.add(id);
     this.#schedule.delete(id);
     try {
       await this.options.spool.remove(id);
@@ -164,18 +174,24 @@ export class DeliveryWorker {
   /** Loads every record; with `flush`, everything pending is due now. */
   #scan(flush: boolean): Promise<void> {
     const run = async () => {
+      this.#touched.clear();
       const { records, problems } = await this.options.spool.list();
       for (const p of problems) this.options.log.error("unreadable queue record", { problem: p });
       const now = Date.now();
       const found = new Set(records.map((r) => r.id));
       for (const id of this.#schedule.keys()) {
-        if (!found.has(id) && !this.#inFlight.has(id)) this.#schedule.delete(id);
+        if (!found.has(id) && !this.#inFlight.has(id) && !this.#touched.has(id)) {
+          this.#schedule.delete(id);
+        }
       }
       for (const r of records) {
-        if (this.#inFlight.has(r.id)) continue;
+        if (this.#inFlight.has(r.id) || (this.#touched.has(r.id) && !flush)) continue;
         this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
       }
-      if (flush) this.#upstreamDownUntil = 0;
+      if (flush) {
+        this.#upstreamDownUntil = 0;
+        this.#upstreamFailures = 0;
+      }
       this.#lastScan = now;
       this.options.metrics.set("queue_messages", this.#schedule.size);
     };
@@ -190,7 +206,10 @@ export class DeliveryWorker {
     if (now < this.#upstreamDownUntil) {
       // One login failure is enough: do not try it again once per queued message.
       clearTimeout(this.#timer);
-      this.#timer = setTimeout(() => this.#kick(), this.#upstreamDownUntil - now);
+      this.#timer = setTimeout(
+        () => this.#kick(),
+        Math.min(this.#upstreamDownUntil - now, 2 ** 31 - 1),
+      );
       return;
     }
     let due = 0;
@@ -200,7 +219,9 @@ export class DeliveryWorker {
       if (at <= now) due++;
       else next = Math.min(next, at);
     }
-    const free = this.options.concurrency - this.#lanes.size;
+    // While the upstream is failing, one lane probes it; the others wait for a success.
+    const lanes = this.#upstreamFailures > 0 ? 1 : this.options.concurrency;
+    const free = lanes - this.#lanes.size;
     for (let i = 0; i < Math.min(free, due); i++) this.#startLane();
     clearTimeout(this.#timer);
     if (next !== Infinity) {
@@ -275,7 +296,9 @@ export class DeliveryWorker {
     if (await this.#finishIfDone(record)) return;
     const pending = record.recipients.filter((r) => r.status === "pending");
     const now = Date.now();
-    if (expired(this.options.retry, record.receivedAt, now)) {
+    // Every message gets at least one real attempt: mail held (hold mode) past its
+    // lifetime is tried when an upstream appears, not bounced unseen.
+    if (record.attempts > 0 && expired(this.options.retry, record.receivedAt, now)) {
       const reason =
         `message expired after ${
           Math.round((now - Date.parse(record.receivedAt)) / 3600_000)
@@ -312,8 +335,11 @@ export class DeliveryWorker {
       }
       if (!lane.session) {
         lane.session = await this.options.connect!();
-        this.#upstreamFailures = 0;
-        this.#upstreamDownUntil = 0;
+        if (this.#upstreamFailures > 0) {
+          this.#upstreamFailures = 0;
+          this.#upstreamDownUntil = 0;
+          this.#kick(); // the probe got through: the other lanes may start again
+        }
       }
       phase = "send";
       const file = await spool.openMessage(id);
@@ -346,7 +372,8 @@ export class DeliveryWorker {
       const permanent = phase === "send" && e instanceof UpstreamError && e.permanent;
       if (phase === "connect") {
         metrics.inc("upstream_errors_total");
-        this.#upstreamFailures++;
+        // Lanes failing together are one failure of the upstream, not several.
+        if (Date.now() >= this.#upstreamDownUntil) this.#upstreamFailures++;
         const pause = retryDelayMs(this.options.retry, this.#upstreamFailures);
         this.#upstreamDownUntil = Math.max(this.#upstreamDownUntil, Date.now() + pause);
         log.error("upstream unavailable", {
@@ -435,6 +462,7 @@ export class DeliveryWorker {
       }
       throw e;
     }
+    this.#touched.add(record.id);
     this.#schedule.set(record.id, now.getTime() + delay);
     await this.#finishIfDone(updated);
   }
@@ -480,6 +508,7 @@ export class DeliveryWorker {
     } catch (e) {
       if (!(e instanceof UnknownMessageError)) throw e;
     }
+    this.#touched.add(record.id);
     this.#schedule.delete(record.id);
     this.options.metrics.set("queue_messages", this.#schedule.size);
     return true;
@@ -533,6 +562,7 @@ export class DeliveryWorker {
       to: `<${record.sender}>`,
       rcpts: failed.length,
     });
+    this.#touched.add(id);
     this.#schedule.set(id, Date.now());
     this.#kick();
   }

@@ -113,6 +113,7 @@ async function enqueue(
     bytes?: Uint8Array;
     nextAttemptAt?: Date;
     attempts?: number;
+    receivedAt?: Date;
   },
 ): Promise<QueueRecord> {
   const id = newQueueId();
@@ -131,7 +132,7 @@ async function enqueue(
     smtputf8: false,
     body: "8BITMIME",
     size: 0,
-    receivedAt: now,
+    receivedAt: opts.receivedAt?.toISOString() ?? now,
     client: { address: "127.0.0.1", port: 40000, tls: false },
     helo: "client.test",
     protocol: "ESMTP",
@@ -491,5 +492,50 @@ Deno.test("worker: one login failure pauses the queue instead of one failed logi
     strictEqual(records.length, 8, "every message still queued");
     ok(records.filter((r) => r.attempts === 0).length >= 6, "the others were not tried");
     strictEqual(queued.length, 8);
+  });
+});
+
+Deno.test("worker: mail held past its lifetime is tried once when an upstream appears, not bounced unseen", async () => {
+  await withEnv({}, async ({ spool, host, worker }) => {
+    const old = await enqueue(spool, {
+      recipients: ["bob@example.net"],
+      receivedAt: new Date(Date.now() - 6 * 86_400_000),
+    });
+    const w = worker();
+    await w.start();
+    await waitRemoved(spool, old.id);
+    strictEqual(host.received.length, 1);
+    deepStrictEqual(host.received[0].to, ["bob@example.net"], "delivered, not a bounce");
+  });
+});
+
+Deno.test("worker: a delete request left from before a restart is applied before anything is sent", async () => {
+  await withEnv({}, async ({ spool, host, worker }) => {
+    const record = await enqueue(spool, { recipients: ["bob@example.net"] });
+    await spool.requestDelete(record.id);
+    const w = worker({ pollMs: 60_000 });
+    await w.start();
+    await sleep(300);
+    strictEqual(host.received.length, 0);
+    strictEqual(await pathExists(spool.recordPath(record.id)), false);
+    deepStrictEqual(await spool.deleteRequests(), []);
+  });
+});
+
+Deno.test("worker: lanes failing together count as one upstream failure (one pause step)", async () => {
+  await withEnv({}, async ({ spool, metrics, logs, worker }) => {
+    for (let i = 0; i < 8; i++) await enqueue(spool, { recipients: [`r${i}@example.net`] });
+    const w = worker({ password: "not-the-password", concurrency: 4 });
+    await w.start();
+    await waitUntil(
+      "a login failure",
+      () => metrics.get("upstream_errors_total") >= 1 || undefined,
+    );
+    await sleep(POLL_MS * 6);
+    const pauses = logs.filter((l) => l.includes(" error upstream unavailable "))
+      .map((l) => Number(/pause=(\d+)s/.exec(l)?.[1]));
+    ok(pauses.length >= 1 && pauses.length <= 4, `${pauses.length} failures`);
+    // retry-min is 1 h in these tests: the first step is 1 h +-20 %, never a later doubling.
+    for (const p of pauses) ok(p >= 2880 && p <= 4320, `pause ${p}s`);
   });
 });
