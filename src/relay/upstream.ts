@@ -72,6 +72,11 @@ export interface RecipientResult {
   code?: number;
   /** Server reply text (or our own explanation), one line. */
   response: string;
+  /**
+   * The refusal was about the session or account (MAIL FROM answered 530 or X.4.5), not this
+   * message: the worker pauses the queue as for a failed login.
+   */
+  sessionLevel?: boolean;
 }
 
 /**
@@ -710,7 +715,8 @@ export class UpstreamSession {
       // sending limit) are about the session or account, not this message: retry later
       // rather than bounce the whole queue.
       const sessionLevel = code === 530 || /\b[45]\.4\.5\b/.test(response);
-      return all(sessionLevel ? "deferred" : statusOf(code), code, response);
+      if (!sessionLevel) return all(statusOf(code), code, response);
+      return all("deferred", code, response).map((r) => ({ ...r, sessionLevel: true }));
     }
     if (err.command === "RCPT TO") {
       // Every recipient was rejected; each has its own reply.

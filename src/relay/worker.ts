@@ -370,18 +370,7 @@ export class DeliveryWorker {
       // password would bounce the whole queue, and the bounces, through the same
       // upstream, would fail too (Postfix: smtp_sasl_auth_soft_bounce=yes).
       const permanent = phase === "send" && e instanceof UpstreamError && e.permanent;
-      if (phase === "connect") {
-        metrics.inc("upstream_errors_total");
-        // Lanes failing together are one failure of the upstream, not several.
-        if (Date.now() >= this.#upstreamDownUntil) this.#upstreamFailures++;
-        const pause = retryDelayMs(this.options.retry, this.#upstreamFailures);
-        this.#upstreamDownUntil = Math.max(this.#upstreamDownUntil, Date.now() + pause);
-        log.error("upstream unavailable", {
-          upstream: this.options.upstreamName,
-          error: attemptError,
-          pause: `${Math.round(pause / 1000)}s`,
-        });
-      }
+      if (phase === "connect") this.#upstreamFailed(attemptError);
       results = pending.map((r) => ({
         recipient: r.address,
         status: permanent ? "failed" : "deferred",
@@ -389,7 +378,26 @@ export class DeliveryWorker {
         response: attemptError!,
       }));
     }
+    const refusal = results.find((r) => r.sessionLevel);
+    if (refusal) this.#upstreamFailed(refusal.response);
     await this.#record(record, results, attemptError);
+  }
+
+  /**
+   * The upstream cannot take mail now (connect, TLS, login, or an account-level refusal):
+   * pause deliveries, doubling the pause per outage, instead of one failure per message.
+   */
+  #upstreamFailed(error: string): void {
+    this.options.metrics.inc("upstream_errors_total");
+    // Lanes failing together are one failure of the upstream, not several.
+    if (Date.now() >= this.#upstreamDownUntil) this.#upstreamFailures++;
+    const pause = retryDelayMs(this.options.retry, this.#upstreamFailures);
+    this.#upstreamDownUntil = Math.max(this.#upstreamDownUntil, Date.now() + pause);
+    this.options.log.error("upstream unavailable", {
+      upstream: this.options.upstreamName,
+      error,
+      pause: `${Math.round(pause / 1000)}s`,
+    });
   }
 
   /** Writes the outcome durably first, then bounces, then removes finished messages. */

@@ -209,6 +209,7 @@ for (
         const results = await s.send(message(["a@example.net"]));
         strictEqual(results[0].status, expected, results[0].response);
         strictEqual(results[0].code, reply.code);
+        strictEqual(results[0].sessionLevel === true, expected === "deferred");
       });
     });
   });

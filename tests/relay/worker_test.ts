@@ -539,3 +539,54 @@ Deno.test("worker: lanes failing together count as one upstream failure (one pau
     for (const p of pauses) ok(p >= 2880 && p <= 4320, `pause ${p}s`);
   });
 });
+
+Deno.test("worker: an account-level MAIL FROM refusal (Gmail's daily limit) defers and pauses the queue", async () => {
+  const rejectMailFrom = { code: 550, message: "5.4.5 Daily user sending limit exceeded" };
+  await withEnv({ behavior: { rejectMailFrom } }, async ({ spool, metrics, logs, worker }) => {
+    for (let i = 0; i < 6; i++) await enqueue(spool, { recipients: [`r${i}@example.net`] });
+    const w = worker({ concurrency: 1 });
+    await w.start();
+    await waitUntil("a refusal", () => metrics.get("upstream_errors_total") >= 1 || undefined);
+    await sleep(POLL_MS * 6);
+    strictEqual(metrics.get("upstream_errors_total"), 1, "one refusal, then the pause");
+    strictEqual(metrics.get("bounces_total"), 0);
+    const { records } = await spool.list();
+    strictEqual(records.length, 6, "nothing bounced or dropped");
+    strictEqual(records.filter((r) => r.attempts > 0).length, 1, "the others wait for the pause");
+    ok(logs.some((l) => l.includes(" error upstream unavailable ") && l.includes("5.4.5")));
+  });
+});
+
+Deno.test("worker: stop() is bounded even while a lane waits for an upstream that never greets", async () => {
+  await withEnv({}, async ({ spool, pki, logs, worker }) => {
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of silent) accepted.push(conn);
+    })();
+    try {
+      const w = worker({
+        connect: () =>
+          UpstreamSession.open({
+            config: { security: "starttls", host: "127.0.0.1", port: silent.addr.port },
+            ca: pki.caCert,
+            clientHostname: "carrier.test",
+            connectTimeoutMs: 120_000, // far beyond the bound below
+          }),
+      });
+      await w.start();
+      await enqueue(spool, { recipients: ["bob@example.net"] }).then((r) => w.notify(r));
+      await waitUntil("the lane to connect", () => accepted.length > 0 || undefined);
+      const started = Date.now();
+      await w.stop(100);
+      ok(Date.now() - started < 30_000, "stop() returned without waiting for the greeting timeout");
+      ok(logs.some((l) => l.includes("shutdown: leaving upstream connection attempts behind")));
+      const { records } = await spool.list();
+      strictEqual(records.length, 1, "the message stays queued");
+    } finally {
+      for (const conn of accepted) conn.close(); // ends the pending open()
+      silent.close();
+      await accepting;
+    }
+  });
+});
