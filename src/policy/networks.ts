@@ -6,6 +6,8 @@
  * matches `127.0.0.0/8` with no special case.
  */
 
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../ip.ts";
+
 /** The networks of the loopback interface: the default relay network. */
 export const LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128";
 
@@ -26,69 +28,6 @@ interface Network {
   v4: boolean;
 }
 
-/** Parses dotted-quad IPv4; returns a reason string on error. */
-function parseIPv4(text: string): number | string {
-  const parts = text.split(".");
-  if (parts.length !== 4) return "an IPv4 address has four dot-separated parts";
-  let value = 0;
-  for (const part of parts) {
-    if (!/^[0-9]{1,3}$/.test(part)) return `"${part}" is not a decimal number 0-255`;
-    if (part.length > 1 && part.startsWith("0")) {
-      return `"${part}" has a leading zero (ambiguous: octal or decimal)`;
-    }
-    const n = Number(part);
-    if (n > 255) return `"${part}" is greater than 255`;
-    value = value * 256 + n;
-  }
-  return value;
-}
-
-/** Parses an IPv6 address (zone id already removed); returns a reason string on error. */
-function parseIPv6(text: string): bigint | string {
-  const halves = text.split("::");
-  if (halves.length > 2) return `"::" may appear only once`;
-  const head = parseGroups(halves[0], halves.length === 1);
-  if (typeof head === "string") return head;
-  const tail = halves.length === 2 ? parseGroups(halves[1], true) : [];
-  if (typeof tail === "string") return tail;
-  let words: number[];
-  if (halves.length === 2) {
-    const used = head.length + tail.length;
-    if (used > 7) return `"::" must stand for at least one zero group`;
-    words = [...head, ...new Array<number>(8 - used).fill(0), ...tail];
-  } else if (head.length !== 8) {
-    return "an IPv6 address has eight 16-bit groups (or uses ::)";
-  } else {
-    words = head;
-  }
-  let value = 0n;
-  for (const word of words) value = (value << 16n) | BigInt(word);
-  return value;
-}
-
-/**
- * Parses colon-separated hex groups into 16-bit words; an embedded IPv4 address is
- * allowed as the last group only when `final` (it ends the whole address).
- */
-function parseGroups(text: string, final: boolean): number[] | string {
-  if (text === "") return [];
-  const groups = text.split(":");
-  const words: number[] = [];
-  for (let i = 0; i < groups.length; i++) {
-    const group = groups[i];
-    if (final && i === groups.length - 1 && group.includes(".")) {
-      const v4 = parseIPv4(group);
-      if (typeof v4 === "string") return `embedded IPv4 address: ${v4}`;
-      words.push(v4 >>> 16, v4 & 0xffff);
-    } else if (/^[0-9A-Fa-f]{1,4}$/.test(group)) {
-      words.push(parseInt(group, 16));
-    } else {
-      return group === "" ? "empty group (stray ':')" : `"${group}" is not a 1-4 digit hex group`;
-    }
-  }
-  return words;
-}
-
 /** Parses an IPv4 or IPv6 address, tolerating `[...]` brackets and a `%zone` suffix. */
 function parseAddress(input: string): ParsedAddress | string {
   let text = input.trim();
@@ -107,35 +46,6 @@ function parseAddress(input: string): ParsedAddress | string {
 
 function maskFor(prefix128: number): bigint {
   return prefix128 === 0 ? 0n : (ALL_ONES << BigInt(128 - prefix128)) & ALL_ONES;
-}
-
-function formatIPv4(value: number): string {
-  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join(".");
-}
-
-/** Formats an IPv6 address in the RFC 5952 canonical form. */
-function formatIPv6(value: bigint): string {
-  if (value >> 32n === 0xffffn) return `::ffff:${formatIPv4(Number(value & 0xffffffffn))}`;
-  const words: number[] = [];
-  for (let i = 7; i >= 0; i--) words.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(":");
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLength))}`;
 }
 
 function parseNetwork(entry: string): Network {

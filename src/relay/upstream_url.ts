@@ -3,6 +3,9 @@
  * loopback only). Passwords never live in the URL: they come from the environment or a file.
  */
 
+import { isIPv4, isIPv6 } from "../ip.ts";
+import { isLoopbackAddress } from "../policy/networks.ts";
+
 /** Where and how to reach the smarthost, parsed from its URL. */
 export interface UpstreamConfig {
   security: "starttls" | "tls" | "plain";
@@ -27,48 +30,14 @@ const SCHEMES: Record<string, UpstreamConfig["security"]> = {
 
 const HOSTNAME_RE =
   /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/;
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 function fail(problem: string): never {
   throw new Error(`invalid upstream URL: ${problem}`);
 }
 
-/** The eight 16-bit groups of an IPv6 address (no brackets, no zone id), or null if invalid. */
-function ipv6Groups(s: string): number[] | null {
-  if (!/^[0-9a-f:.]+$/i.test(s) || !s.includes(":")) return null;
-  let text = s;
-  const extra: number[] = [];
-  const lastColon = s.lastIndexOf(":");
-  const tail = s.slice(lastColon + 1);
-  if (tail.includes(".")) {
-    if (!IPV4_RE.test(tail)) return null;
-    const b = tail.split(".").map(Number);
-    extra.push((b[0] << 8) | b[1], (b[2] << 8) | b[3]);
-    text = s.slice(0, lastColon + 1);
-    if (!text.endsWith("::")) text = text.slice(0, -1);
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const split = (p: string) => (p === "" ? [] : p.split(":"));
-  const left = split(halves[0]);
-  const right = halves.length === 2 ? split(halves[1]) : [];
-  if (![...left, ...right].every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return null;
-  const nums = (a: string[]) => a.map((g) => parseInt(g, 16));
-  const have = left.length + right.length + extra.length;
-  if (halves.length === 1) return have === 8 ? [...nums(left), ...extra] : null;
-  if (have > 7) return null;
-  return [...nums(left), ...new Array<number>(8 - have).fill(0), ...nums(right), ...extra];
-}
-
 /** Loopback literal or `localhost`: the only hosts where plain SMTP (no TLS) is acceptable. */
 function isLoopback(host: string): boolean {
-  if (host === "localhost") return true;
-  if (IPV4_RE.test(host)) return host.startsWith("127.");
-  const g = ipv6Groups(host);
-  if (!g) return false;
-  if (g.slice(0, 7).every((x) => x === 0) && g[7] === 1) return true; // ::1
-  // IPv4-mapped 127.0.0.0/8 (::ffff:127.x.x.x)
-  return g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff && g[6] >> 8 === 127;
+  return host === "localhost" || ((isIPv4(host) || isIPv6(host)) && isLoopbackAddress(host));
 }
 
 function parsePort(s: string): number {
@@ -142,7 +111,7 @@ export function parseUpstreamUrl(url: string): UpstreamConfig {
     const close = rest.indexOf("]");
     if (close < 0) fail("missing ']' after the IPv6 address");
     host = rest.slice(1, close).toLowerCase();
-    if (!ipv6Groups(host)) fail(`${JSON.stringify(host)} is not a valid IPv6 address`);
+    if (!isIPv6(host)) fail(`${JSON.stringify(host)} is not a valid IPv6 address`);
     const after = rest.slice(close + 1);
     if (after !== "") {
       if (!after.startsWith(":")) fail("expected ':port' after ']'");
@@ -155,7 +124,7 @@ export function parseUpstreamUrl(url: string): UpstreamConfig {
     host = (c < 0 ? rest : rest.slice(0, c)).toLowerCase();
     if (c >= 0) portText = rest.slice(c + 1);
     if (host === "") fail("missing host name");
-    if (!IPV4_RE.test(host) && (!HOSTNAME_RE.test(host) || /^[\d.]+$/.test(host))) {
+    if (!isIPv4(host) && (!HOSTNAME_RE.test(host) || /^[\d.]+$/.test(host))) {
       fail(`${JSON.stringify(host)} is not a valid host name or IPv4 address`);
     }
     host = host.replace(/\.$/, "");

@@ -4,6 +4,8 @@
  * Pure functions; every rejection carries the reason a client is told.
  */
 
+import { isIPv4, isIPv6 } from "../ip.ts";
+
 /** A parsed path: the mailbox without angle brackets ("" for the null reverse-path). */
 export interface ParsedPath {
   address: string;
@@ -160,36 +162,13 @@ export function isDomain(domain: string, utf8: boolean): boolean {
 function isAddressLiteral(literal: string): boolean {
   if (!literal.endsWith("]")) return false;
   const body = literal.slice(1, -1);
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(body)) return isIpv4(body);
+  if (/^[\d.]+$/.test(body)) return isIPv4(body);
   const colon = body.indexOf(":");
   if (colon <= 0) return false;
   const tag = body.slice(0, colon);
   const content = body.slice(colon + 1);
-  if (tag.toLowerCase() === "ipv6") return isIpv6(content);
+  if (tag.toLowerCase() === "ipv6") return isIPv6(content);
   return /^[A-Za-z0-9-]*[A-Za-z0-9]$/.test(tag) && /^[\x21-\x5a\x5e-\x7e]+$/.test(content);
-}
-
-function isIpv4(text: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(text) &&
-    text.split(".").every((octet) => Number(octet) <= 255);
-}
-
-/** RFC 4291 §2.2 text form: 8 groups, or fewer around one "::"; an IPv4 tail counts as two. */
-function isIpv6(text: string): boolean {
-  let hex = text;
-  let width = 8;
-  const lastColon = text.lastIndexOf(":");
-  if (lastColon !== -1 && text.slice(lastColon + 1).includes(".")) {
-    if (!isIpv4(text.slice(lastColon + 1))) return false;
-    hex = text.slice(0, lastColon + 1) + "0";
-    width = 7;
-  }
-  const halves = hex.split("::");
-  if (halves.length > 2) return false;
-  const groups = halves.map((half) => (half === "" ? [] : half.split(":")));
-  if (!groups.every((gs) => gs.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g)))) return false;
-  const count = groups.reduce((n, gs) => n + gs.length, 0);
-  return halves.length === 1 ? count === width : count < width;
 }
 
 /** One ESMTP parameter of MAIL or RCPT (`KEYWORD` or `KEYWORD=value`). */
