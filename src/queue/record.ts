@@ -43,6 +43,29 @@ export interface QueueRecord {
   lastError?: string;
 }
 
+/** The envelope facts a new record is made from; the delivery state starts fresh. */
+export type NewRecordFields =
+  & Pick<
+    QueueRecord,
+    "id" | "kind" | "sender" | "smtputf8" | "body" | "client" | "helo" | "protocol"
+  >
+  & { recipients: string[]; user?: string };
+
+/** The record of a message just queued: every recipient pending, due at once (size is set at commit). */
+export function newRecord(fields: NewRecordFields, now = new Date()): QueueRecord {
+  const at = now.toISOString();
+  const { recipients, ...envelope } = fields;
+  return {
+    version: 1,
+    ...envelope,
+    recipients: recipients.map((address) => ({ address, status: "pending" })),
+    size: 0,
+    receivedAt: at,
+    attempts: 0,
+    nextAttemptAt: at,
+  };
+}
+
 /** Queue ids: upper-case base-36 time plus random, safe as a file name. */
 export const ID_PATTERN = /^[0-9A-Z]{10,40}$/;
 

@@ -8,7 +8,7 @@
 import { settlesWithin } from "../deadline.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import { newQueueId, type QueueRecord, type RecipientRecord } from "../queue/record.ts";
+import { newQueueId, newRecord, type QueueRecord, type RecipientRecord } from "../queue/record.ts";
 import { expired, retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
 import { type Spool, UnknownMessageError } from "../queue/spool.ts";
 import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
@@ -188,10 +188,7 @@ export class DeliveryWorker {
         if (this.#inFlight.has(r.id) || (this.#touched.has(r.id) && !flush)) continue;
         this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
       }
-      if (flush) {
-        this.#upstreamDownUntil = 0;
-        this.#upstreamFailures = 0;
-      }
+      if (flush) this.#upstreamRecovered();
       this.#lastScan = now;
       this.options.metrics.set("queue_messages", this.#schedule.size);
     };
@@ -310,7 +307,7 @@ export class DeliveryWorker {
         status: "failed",
         response: r.response ?? reason,
       }));
-      await this.#record(record, results, reason, { expiredReason: reason });
+      await this.#record(record, results, reason, { attempted: false });
       return;
     }
     metrics.inc("delivery_attempts_total");
@@ -336,8 +333,7 @@ export class DeliveryWorker {
       if (!lane.session) {
         lane.session = await this.options.connect!();
         if (this.#upstreamFailures > 0) {
-          this.#upstreamFailures = 0;
-          this.#upstreamDownUntil = 0;
+          this.#upstreamRecovered();
           this.#kick(); // the probe got through: the other lanes may start again
         }
       }
@@ -400,12 +396,18 @@ export class DeliveryWorker {
     });
   }
 
+  /** Ends a pause: the upstream took a connection, or the operator asked for a flush. */
+  #upstreamRecovered(): void {
+    this.#upstreamFailures = 0;
+    this.#upstreamDownUntil = 0;
+  }
+
   /** Writes the outcome durably first, then bounces, then removes finished messages. */
   async #record(
     record: QueueRecord,
     results: RecipientResult[],
     attemptError: string | undefined,
-    opts: { expiredReason?: string } = {},
+    opts: { attempted: boolean } = { attempted: true },
   ): Promise<void> {
     const { log, metrics, spool } = this.options;
     const now = new Date();
@@ -435,7 +437,7 @@ export class DeliveryWorker {
           return base;
       }
     });
-    const attempts = record.attempts + (opts.expiredReason ? 0 : 1);
+    const attempts = record.attempts + (opts.attempted ? 1 : 0);
     const delay = retryDelayMs(this.options.retry, attempts);
     const firstDeferred = results.find((r) => r.status === "deferred");
     const updated: QueueRecord = {
@@ -540,25 +542,19 @@ export class DeliveryWorker {
     });
     const id = newQueueId();
     const writer = await spool.createMessage(id);
-    const now = new Date().toISOString();
     try {
       await writer.write(bytes);
-      await writer.commit({
-        version: 1,
+      await writer.commit(newRecord({
         id,
         kind: "bounce",
         sender: "",
-        recipients: [{ address: record.sender, status: "pending" }],
+        recipients: [record.sender],
         smtputf8: record.smtputf8,
         body: "8BITMIME",
-        size: bytes.length,
-        receivedAt: now,
         client: { address: "127.0.0.1", port: 0, tls: false },
         helo: hostname,
         protocol: "LOCAL",
-        attempts: 0,
-        nextAttemptAt: now,
-      });
+      }));
     } catch (e) {
       await writer.abort();
       throw e;

@@ -10,7 +10,7 @@ import type { Logger } from "../ops/log.ts";
 import { errorMessage } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { MessageWriter, Spool } from "../queue/spool.ts";
-import { newQueueId, type QueueRecord } from "../queue/record.ts";
+import { newQueueId, newRecord, type QueueRecord } from "../queue/record.ts";
 import { DataReader } from "../smtp/data.ts";
 import { LineSplitter } from "../smtp/line_stream.ts";
 import { receivedHeader } from "../smtp/received.ts";
@@ -21,6 +21,7 @@ import {
   type Envelope,
   MAX_COMMAND_LINE,
   type Session,
+  type Step,
 } from "../smtp/session.ts";
 import type { Transport } from "./transport.ts";
 import { DeadlineError, withTimeout } from "../deadline.ts";
@@ -54,6 +55,8 @@ export interface ConnectionDeps {
   shutdown: AbortSignal;
 }
 
+const encoder = new TextEncoder();
+
 class TimeoutError extends Error {}
 class ShutdownError extends Error {}
 
@@ -69,6 +72,8 @@ export class Connection {
     deadline: number;
   } | undefined;
   #closed = false;
+  /** When the command line being read must be complete (trickled bytes do not move it). */
+  #lineDeadline: number | undefined;
 
   constructor(
     readonly id: string,
@@ -94,17 +99,15 @@ export class Connection {
       await this.#flush();
       await this.#loop();
     } catch (e) {
+      // The message being received, if any, is discarded in `finally`.
       if (e instanceof TimeoutError) {
-        await this.#abortData();
         log.warn("timeout", { conn: this.id, client: client.address, state: this.session.state });
         this.#pending.push(...this.session.timeout().replies);
         await this.#flush().catch(() => {});
       } else if (e instanceof ShutdownError) {
-        await this.#abortData();
         this.#pending.push(...this.session.shutdown().replies);
         await this.#flush().catch(() => {});
       } else {
-        await this.#abortData();
         log.info("connection error", {
           conn: this.id,
           client: client.address,
@@ -187,14 +190,7 @@ export class Connection {
           outcome: outcome === "ok" ? undefined : outcome,
         });
         this.deps.metrics.inc(outcome === "ok" ? "auth_success_total" : "auth_failure_total");
-        const step = this.session.authFinished(outcome);
-        this.#pending.push(...step.replies);
-        if (step.effect?.kind === "close") {
-          await this.#flush();
-          this.#closed = true;
-          return "close";
-        }
-        return "continue";
+        return await this.#reply(this.session.authFinished(outcome));
       }
     }
   }
@@ -238,7 +234,7 @@ export class Connection {
     try {
       writer = await this.deps.spool.createMessage(id);
       await writer.write(
-        new TextEncoder().encode(
+        encoder.encode(
           receivedHeader(envelope, { hostname: this.deps.hostname, id, date: new Date() }),
         ),
       );
@@ -295,24 +291,18 @@ export class Connection {
       this.deps.metrics.inc("messages_rejected_total");
       return await this.#dataFinished({ kind: "store-failed" });
     }
-    const now = new Date().toISOString();
-    const record: QueueRecord = {
-      version: 1,
+    const record = newRecord({
       id: writer.id,
       kind: "message",
       sender: envelope.sender,
-      recipients: envelope.recipients.map((address) => ({ address, status: "pending" })),
+      recipients: envelope.recipients,
       smtputf8: envelope.smtputf8,
       body: envelope.body,
-      size: 0,
-      receivedAt: now,
       client: envelope.client,
       helo: envelope.helo,
       user: envelope.user,
       protocol: envelope.protocol,
-      attempts: 0,
-      nextAttemptAt: now,
-    };
+    });
     try {
       await writer.commit(record);
     } catch (e) {
@@ -340,8 +330,12 @@ export class Connection {
   }
 
   /** Sends the reply to the end of DATA; the session may close (too many errors). */
-  async #dataFinished(result: DataResult): Promise<"continue" | "close"> {
-    const step = this.session.dataFinished(result);
+  #dataFinished(result: DataResult): Promise<"continue" | "close"> {
+    return this.#reply(this.session.dataFinished(result));
+  }
+
+  /** Queues a step's replies; if the session ends with it, flushes and closes. */
+  async #reply(step: Step): Promise<"continue" | "close"> {
     this.#pending.push(...step.replies);
     if (step.effect?.kind !== "close") return "continue";
     await this.#flush();
@@ -404,8 +398,6 @@ export class Connection {
       );
     });
   }
-
-  #lineDeadline: number | undefined;
 
   /** Between transactions, with no partial command read: safe to end for a shutdown. */
   #idle(): boolean {

@@ -68,11 +68,6 @@ export class SmtpServer {
     }));
   }
 
-  /** Open connections now. */
-  get connectionCount(): number {
-    return this.#connections.size;
-  }
-
   /** Opens every listener; throws with the address named if one cannot be bound. */
   start(): void {
     const { config } = this.deps;
@@ -92,7 +87,7 @@ export class SmtpServer {
    */
   async reloadTls(tls: TlsMaterial): Promise<void> {
     const context = secureContextOf(tls); // throws on bad material, before any change
-    const previous = this.#tls;
+    const previous = { tls: this.#tls, context: this.#secureContext };
     this.#tls = tls;
     this.#secureContext = context;
     for (const l of this.#listeners.filter((l) => l.implicitTls)) {
@@ -103,8 +98,8 @@ export class SmtpServer {
       try {
         this.#listen(address, true);
       } catch (e) {
-        this.#tls = previous;
-        this.#secureContext = previous ? secureContextOf(previous) : undefined;
+        this.#tls = previous.tls;
+        this.#secureContext = previous.context;
         try {
           this.#listen(address, true);
         } catch (again) {

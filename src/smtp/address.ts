@@ -193,9 +193,3 @@ export function parseParams(rest: string): EsmtpParam[] {
     return { keyword: keyword.toUpperCase(), value };
   });
 }
-
-/** The domain part of an address (after the last "@"), lower-cased; "" for the null sender. */
-export function domainOf(address: string): string {
-  const at = address.lastIndexOf("@");
-  return at === -1 ? "" : address.slice(at + 1).toLowerCase();
-}

@@ -41,8 +41,3 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array {
 function sanitize(text: string): string {
   return text.replace(/[^\x20-\x7e]/gu, "?");
 }
-
-/** True when the reply closes a transaction's command as a failure (4xx or 5xx). */
-export function isError(r: Reply): boolean {
-  return r.code >= 400;
-}

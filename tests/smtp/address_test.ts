@@ -1,7 +1,6 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import {
   AddressError,
-  domainOf,
   isDomain,
   parseMailbox,
   parseParams,
@@ -219,10 +218,4 @@ Deno.test("parseParams: bad keywords and values", () => {
   refuses(() => parseParams("size=a=b"), 501, /bad value for SIZE/);
   refuses(() => parseParams("X=\u00e9"), 501, /bad value/);
   refuses(() => parseParams("X=a\tb"), 501, /bad value/);
-});
-
-Deno.test("domainOf", () => {
-  strictEqual(domainOf("User@Example.COM"), "example.com");
-  strictEqual(domainOf('"a@b"@C.org'), "c.org");
-  strictEqual(domainOf(""), "");
 });

@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { encodeReplies, formatReply, isError, reply } from "../../src/smtp/reply.ts";
+import { encodeReplies, formatReply, reply } from "../../src/smtp/reply.ts";
 import { dec } from "./_helpers.ts";
 
 Deno.test("reply: builds a reply from text lines", () => {
@@ -58,19 +58,4 @@ Deno.test("encodeReplies: several replies in one buffer, in order", () => {
   ok(bytes instanceof Uint8Array);
   strictEqual(dec(bytes), "250 2.1.0 Ok\r\n550 5.1.1 No such user\r\n250-mx\r\n250 8BITMIME\r\n");
   strictEqual(encodeReplies([]).length, 0);
-});
-
-Deno.test("isError: 4xx and 5xx", () => {
-  deepStrictEqual(
-    [199, 250, 354, 399, 400, 451, 554].map((code) => isError(reply(code, undefined))),
-    [
-      false,
-      false,
-      false,
-      false,
-      true,
-      true,
-      true,
-    ],
-  );
 });
