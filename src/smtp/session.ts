@@ -159,8 +159,8 @@ export class Session {
     }
     if (this.#overlong || line.bytes.length > MAX_COMMAND_LINE) {
       this.#overlong = false;
-      if (this.#state === "auth") this.#state = "greeted";
-      return this.#fail(reply(500, "5.5.6", "Line too long"));
+      const tooLong = reply(500, "5.5.6", "Line too long");
+      return this.#state === "auth" ? this.#abandonAuth(tooLong) : this.#fail(tooLong);
     }
     let text: string;
     try {
@@ -491,31 +491,23 @@ export class Session {
   #authContinue(text: string): Step {
     const pending = this.#auth!;
     if (text.trim() === "*") {
-      this.#auth = undefined;
-      this.#state = "greeted";
-      return this.#fail(reply(501, "5.0.0", "Authentication cancelled"));
+      return this.#abandonAuth(reply(501, "5.0.0", "Authentication cancelled"));
     }
     const decoded = decodeBase64Utf8(text.trim() === "=" ? "" : text.trim());
     if (decoded === undefined) {
-      this.#auth = undefined;
-      this.#state = "greeted";
-      return this.#fail(reply(501, "5.5.2", "Cannot decode response"));
+      return this.#abandonAuth(reply(501, "5.5.2", "Cannot decode response"));
     }
     if (pending.mechanism === "PLAIN") {
       const parts = decoded.split("\0");
       if (parts.length !== 3 || parts[1] === "" || (parts[0] !== "" && parts[0] !== parts[1])) {
-        this.#auth = undefined;
-        this.#state = "greeted";
-        return this.#fail(reply(501, "5.5.2", "Invalid PLAIN response"));
+        return this.#abandonAuth(reply(501, "5.5.2", "Invalid PLAIN response"));
       }
       pending.user = parts[1];
       return { replies: [], effect: { kind: "authenticate", user: parts[1], password: parts[2] } };
     }
     if (pending.user === undefined) {
       if (decoded === "") {
-        this.#auth = undefined;
-        this.#state = "greeted";
-        return this.#fail(reply(501, "5.5.2", "Empty user name"));
+        return this.#abandonAuth(reply(501, "5.5.2", "Empty user name"));
       }
       pending.user = decoded;
       return { replies: [reply(334, undefined, "UGFzc3dvcmQ6")] };
@@ -524,6 +516,13 @@ export class Session {
       replies: [],
       effect: { kind: "authenticate", user: pending.user, password: decoded },
     };
+  }
+
+  /** Ends an AUTH exchange with an error reply; the session is back to greeted. */
+  #abandonAuth(r: Reply): Step {
+    this.#auth = undefined;
+    this.#state = "greeted";
+    return this.#fail(r);
   }
 
   #addressFailure(e: unknown): Step {
