@@ -76,6 +76,20 @@ async function send(port: number, from: string, to: string[], body: string): Pro
   }
 }
 
+/**
+ * The message expires and bounces; the bounce cannot pass the same (failing) upstream,
+ * waits out its own lifetime and is dropped with a log line; the queue ends empty.
+ */
+async function expectExpiredAndBounceDropped(carrier: CarrierProcess, id: string): Promise<void> {
+  await carrier.waitForLog(new RegExp(`expired id=${id} rcpts=1`), 20_000);
+  await carrier.waitForLog(new RegExp(`bounce queued id=\\S+ for=${id} to=<app@example.org>`));
+  await carrier.waitForLog(
+    /no bounce for a null sender: dropping failed recipients id=\S+ rcpts=1 kind=bounce/,
+    20_000,
+  );
+  await waitUntil("empty queue", async () => (await queueFiles(carrier.spool)).length === 0);
+}
+
 async function waitUntil(
   what: string,
   check: () => Promise<boolean> | boolean,
@@ -183,15 +197,7 @@ Deno.test("relay: a wrong upstream password (535) defers, never bounces at once;
     const list = await runCarrier(["queue", "list", "--spool", carrier.spool]);
     ok(list.stdout.includes(id) && /last error: .*535/.test(list.stdout), list.stdout);
     ok(!carrier.logs().includes(`failed id=${id}`), "not failed before the queue lifetime");
-    // At expiry it fails and bounces; the bounce cannot pass the same upstream either,
-    // waits out its own lifetime, and is then dropped with a log line.
-    await carrier.waitForLog(new RegExp(`expired id=${id} rcpts=1`), 20_000);
-    await carrier.waitForLog(new RegExp(`bounce queued id=\\S+ for=${id} to=<app@example.org>`));
-    await carrier.waitForLog(
-      /no bounce for a null sender: dropping failed recipients id=\S+ rcpts=1 kind=bounce/,
-      20_000,
-    );
-    await waitUntil("empty queue", async () => (await queueFiles(carrier.spool)).length === 0);
+    await expectExpiredAndBounceDropped(carrier, id);
     strictEqual(smarthost.received.length, 0);
     ok(!carrier.logs().includes("wrong-password"), "password never logged");
   } finally {
@@ -408,13 +414,7 @@ Deno.test("relay: a message that outlives --max-queue-lifetime bounces; its unde
       "Subject: old\r\n\r\nx\r\n",
     );
     await carrier.waitForLog(new RegExp(`deferred id=${id} `));
-    await carrier.waitForLog(new RegExp(`expired id=${id} rcpts=1`), 20_000);
-    await carrier.waitForLog(new RegExp(`bounce queued id=\\S+ for=${id} to=<app@example.org>`));
-    await carrier.waitForLog(
-      /no bounce for a null sender: dropping failed recipients id=\S+ rcpts=1 kind=bounce/,
-      20_000,
-    );
-    await waitUntil("empty queue", async () => (await queueFiles(carrier.spool)).length === 0);
+    await expectExpiredAndBounceDropped(carrier, id);
   } finally {
     await carrier.stop();
   }
