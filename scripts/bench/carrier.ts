@@ -1,0 +1,71 @@
+/**
+ * Starts Carrier for the benchmark exactly as a user does: the `dev` task's own
+ * command line from deno.json (launcher included), logs to a file.
+ */
+
+import { join } from "node:path";
+import { processTree } from "./procs.ts";
+
+/** One started Carrier, as `deno task dev` would run it. */
+export interface CarrierInstance {
+  /** The process the task starts: what `deno task dev` runs, less the task runner. */
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** The `dev` task's argv, with `deno` replaced by this Deno. */
+export async function devCommand(): Promise<string[]> {
+  const json = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
+  const words = (json.tasks.dev as string).split(/\s+/);
+  if (words[0] !== "deno") throw new Error(`unexpected dev task: ${json.tasks.dev}`);
+  return [Deno.execPath(), ...words.slice(1)];
+}
+
+/** Starts Carrier on 127.0.0.1:`port` relaying to 127.0.0.1:`relayPort` (0 = hold mode). */
+export async function startCarrier(
+  dir: string,
+  port: number,
+  relayPort: number,
+  prefix: string[] = [],
+): Promise<CarrierInstance> {
+  await Deno.mkdir(dir, { recursive: true });
+  const [cmd, ...args] = [...prefix, ...await devCommand()];
+  const log = await Deno.open(join(dir, "carrier.log"), { write: true, create: true });
+  const child = new Deno.Command(cmd, {
+    args: [
+      ...args,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--spool",
+      join(dir, "spool"),
+      "--hostname",
+      "carrier.bench.invalid",
+      "--max-connections-per-client",
+      "200",
+      ...(relayPort ? ["--upstream", `smtp://127.0.0.1:${relayPort}`] : []),
+    ],
+    cwd: new URL("../..", import.meta.url).pathname,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const pump = child.stderr.pipeTo(log.writable).catch(() => {});
+  return {
+    pid: child.pid,
+    async stop() {
+      // Under a tracer, signal the launcher it runs: strace itself would only detach.
+      const target = prefix.length ? (await processTree(child.pid))[1] : child.pid;
+      try {
+        if (target) Deno.kill(target, "SIGTERM");
+      } catch { /* gone */ }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 15_000);
+      await child.status;
+      clearTimeout(timer);
+      await pump;
+    },
+  };
+}
