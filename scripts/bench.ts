@@ -30,6 +30,9 @@ const { values } = parseArgs({
     only: { type: "string" },
     "no-fsyncs": { type: "boolean", default: false },
     systems: { type: "string", default: "carrier,postfix" },
+    // Both queues go here (same file system for both): file creation costs differ a lot
+    // between directories of one disk, so never compare runs made in different places.
+    dir: { type: "string", default: "/var/tmp" },
   },
 });
 
@@ -103,7 +106,7 @@ interface Result {
 }
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
-const base = await Deno.makeTempDir({ prefix: "carrier-bench-" });
+const base = await Deno.makeTempDir({ dir: values.dir, prefix: "carrier-bench-" });
 await Deno.chmod(base, 0o755); // Postfix's daemons run as the postfix user and need to reach their queue
 
 async function start(

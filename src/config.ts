@@ -317,7 +317,7 @@ export async function buildConfig(
     upstreamPasswordFile: str(merged.upstreamPasswordFile),
     upstreamCa: str(merged.upstreamCa),
     upstreamServername: str(merged.upstreamServername),
-    deliveryConcurrency: (merged.deliveryConcurrency as number | undefined) ?? 4,
+    deliveryConcurrency: (merged.deliveryConcurrency as number | undefined) ?? 16,
     messagesPerConnection: (merged.messagesPerConnection as number | undefined) ?? 50,
     retryMin: parseDuration(merged.retryMin ?? 60, "retry-min"),
     retryMax: parseDuration(merged.retryMax ?? 3600, "retry-max"),

@@ -50,10 +50,12 @@ export async function runServe(config: Config): Promise<number> {
     throw new ConfigError(`spool: ${config.spool} is in use by another carrier process`);
   }
   const recovered = await spool.recover();
-  if (recovered.removedTmp + recovered.removedOrphans > 0) {
-    log.info("spool recovered", {
-      removedTmp: recovered.removedTmp,
-      removedUnacknowledged: recovered.removedOrphans,
+  if (recovered.removedTmp > 0) {
+    log.info("spool recovered", { removedUnacknowledged: recovered.removedTmp });
+  }
+  if (recovered.removedBroken > 0) {
+    log.error("spool: removed records whose message file was gone", {
+      count: recovered.removedBroken,
     });
   }
   const worker = await createDeliveryWorker(config, spool, log, metrics);
@@ -97,6 +99,11 @@ export async function runServe(config: Config): Promise<number> {
     );
   }
   await worker.start();
+  // Spare message files are made while serving, so a burst of mail finds them ready.
+  const prepareStop = new AbortController();
+  const preparing = spool.prepareFiles(prepareStop.signal).catch((e) =>
+    log.error("spool: cannot prepare spare message files", { error: errorMessage(e) })
+  );
 
   const stopped = new Promise<string>((resolve) => {
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -127,7 +134,8 @@ export async function runServe(config: Config): Promise<number> {
   const signal = await stopped;
   const graceMs = config.shutdownTimeout * 1000;
   log.info("stopping", { signal, graceSeconds: config.shutdownTimeout });
-  await Promise.all([server.stop(graceMs), worker.stop(graceMs)]);
+  prepareStop.abort();
+  await Promise.all([server.stop(graceMs), worker.stop(graceMs), preparing]);
   await metricsServer?.shutdown();
   Deno.removeSignalListener("SIGHUP", onHup);
   await reloading;

@@ -10,11 +10,38 @@ export type LogFields = Record<string, string | number | boolean | undefined | n
 /** Log severities. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
+const encoder = new TextEncoder();
+let pending: string[] = [];
+let flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Writes the log lines gathered so far to standard error (also run at exit). */
+export function flushLog(): void {
+  clearTimeout(flushTimer);
+  flushTimer = undefined;
+  if (pending.length === 0) return;
+  const bytes = encoder.encode(pending.join("\n") + "\n");
+  pending = [];
+  let offset = 0;
+  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+}
+
+globalThis.addEventListener("unload", flushLog);
+
+/**
+ * The default sink: lines logged in one turn of the event loop go out in one
+ * write to standard error, right after it (one system call, not one per line).
+ */
+export function stderrSink(line: string): void {
+  pending.push(line);
+  if (pending.length >= 512) flushLog();
+  else flushTimer ??= setTimeout(flushLog, 0);
+}
+
 /** The logger every part of Carrier writes through. */
 export class Logger {
   constructor(
     readonly format: "text" | "json" = "text",
-    readonly sink: (line: string) => void = (line) => console.error(line),
+    readonly sink: (line: string) => void = stderrSink,
     readonly now: () => Date = () => new Date(),
   ) {}
 

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { type Config, ConfigError } from "../config.ts";
 import type { QueueRecord } from "./record.ts";
-import { pathExists, Spool, UnknownMessageError } from "./spool.ts";
+import { messageStream, pathExists, Spool, UnknownMessageError } from "./spool.ts";
 
 /** Runs a queue subcommand; returns the exit code. */
 export async function runQueueCommand(
@@ -110,15 +110,9 @@ async function list(spool: Spool, json: boolean): Promise<number> {
 }
 
 async function show(spool: Spool, id: string, json: boolean): Promise<number> {
-  const record = await spool.read(id);
-  const file = await spool.openMessage(id);
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
-  } catch (e) {
-    file.close();
-    throw e;
-  }
+  const opened = await spool.open(id);
+  const record = opened.record;
+  const bytes = new Uint8Array(await new Response(messageStream(opened)).arrayBuffer());
   if (json) {
     const message = new TextDecoder("utf-8").decode(bytes);
     console.log(JSON.stringify({ ...record, message }, null, 2));
@@ -178,7 +172,7 @@ async function remove(spool: Spool, ids: string[], json: boolean): Promise<numbe
   for (let i = 0; i < 50 && pending.size > 0; i++) {
     await new Promise((r) => setTimeout(r, 200));
     for (const id of [...pending]) {
-      if (!(await pathExists(spool.recordPath(id)))) pending.delete(id);
+      if (!(await pathExists(spool.messagePath(id)))) pending.delete(id);
     }
   }
   report(ids.filter((id) => !pending.has(id)), [...pending], json);

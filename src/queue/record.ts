@@ -66,6 +66,19 @@ export function newRecord(fields: NewRecordFields, now = new Date()): QueueRecor
   };
 }
 
+/**
+ * First bytes of a stored message file: `CARRIER1 {record JSON}\n` then the message
+ * bytes, so one file and one fsync hold both. JSON never contains a raw newline.
+ */
+export const HEADER_MAGIC = new TextEncoder().encode("CARRIER1 ");
+/** The longest header line accepted when reading (a record with many long addresses). */
+export const MAX_HEADER = 4 * 1024 * 1024;
+
+/** The header line that starts a stored message file. */
+export function encodeHeader(record: QueueRecord): Uint8Array {
+  return new TextEncoder().encode(`CARRIER1 ${JSON.stringify(record)}\n`);
+}
+
 /** Queue ids: upper-case base-36 time plus random, safe as a file name. */
 export const ID_PATTERN = /^[0-9A-Z]{10,40}$/;
 

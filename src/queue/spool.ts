@@ -1,14 +1,29 @@
 /**
- * The durable spool: every accepted message is a pair of files in `queue/`,
- * `ID.msg` (the exact bytes) and `ID.json` (its QueueRecord). Writes go to
- * `tmp/`, are fsync'ed, renamed into place and the directory fsync'ed, so a
- * message is either wholly in the queue or not there at all ("250 is a promise").
+ * The durable spool: every accepted message is one file in `queue/`, `ID.msg`: a
+ * header line with its QueueRecord, then the exact bytes. It is written in `tmp/`,
+ * fdatasync'ed, renamed into place, and the directory fsync'ed (one fsync shared by
+ * the messages committed together), so a message is either wholly in the queue or
+ * not there at all ("250 is a promise"). When delivery changes the record, the new
+ * one goes beside it as `ID.json`, which then wins over the header.
  */
 
 import { join } from "node:path";
-import { ID_PATTERN, type QueueRecord, validateRecord } from "./record.ts";
+import { FreeFiles } from "./free_files.ts";
+import { GroupSync } from "./group_sync.ts";
+import { MessageWriter, writeAll } from "./message_writer.ts";
+import {
+  HEADER_MAGIC,
+  ID_PATTERN,
+  MAX_HEADER,
+  newQueueId,
+  newRecord,
+  type NewRecordFields,
+  type QueueRecord,
+  validateRecord,
+} from "./record.ts";
 
-const WRITE_BUFFER = 64 * 1024;
+/** Bytes read at once when a message is opened: the header and, for most messages, all of it. */
+const READ_AHEAD = 64 * 1024;
 
 /** Thrown for a queue id that is malformed or not in the queue. */
 export class UnknownMessageError extends Error {
@@ -17,91 +32,72 @@ export class UnknownMessageError extends Error {
   }
 }
 
-/** Writes one incoming message; nothing is visible in the queue until `commit`. */
-export class MessageWriter {
-  #file: Deno.FsFile;
-  #buffer = new Uint8Array(WRITE_BUFFER);
-  #used = 0;
-  #size = 0;
-  #closed = false;
-
-  constructor(
-    private readonly spool: Spool,
-    readonly id: string,
-    file: Deno.FsFile,
-    private readonly tmpPath: string,
-  ) {
-    this.#file = file;
-  }
-
-  /** Bytes written so far. */
-  get size(): number {
-    return this.#size;
-  }
-
-  /** Appends bytes (buffered; flushed in large writes). */
-  async write(bytes: Uint8Array): Promise<void> {
-    this.#size += bytes.length;
-    if (this.#used + bytes.length > this.#buffer.length) {
-      await this.#flush();
-      if (bytes.length >= this.#buffer.length) {
-        await writeAll(this.#file, bytes);
-        return;
-      }
-    }
-    this.#buffer.set(bytes, this.#used);
-    this.#used += bytes.length;
-  }
-
-  /** Makes the message durable and visible: fsync, rename, fsync the directory. */
-  async commit(record: QueueRecord): Promise<void> {
-    await this.#flush();
-    await this.#file.sync();
-    this.#file.close();
-    this.#closed = true;
-    await this.spool.publish(this.id, this.tmpPath, { ...record, size: this.#size });
-  }
-
-  /** Discards the message (client went away, too big, or a write failed). */
-  async abort(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      try {
-        this.#file.close();
-      } catch { /* already closed */ }
-    }
-    await Deno.remove(this.tmpPath).catch(() => {});
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#used === 0) return;
-    await writeAll(this.#file, this.#buffer.subarray(0, this.#used));
-    this.#used = 0;
-  }
+/** A stored message opened for reading: its record and its bytes. */
+export interface OpenedMessage {
+  /** The current record; `size` is the message's byte count. */
+  record: QueueRecord;
+  /** The first message bytes, read with the header (all of them for a small message). */
+  head: Uint8Array;
+  /** Positioned after `head`; the caller closes it. */
+  file: Deno.FsFile;
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+/** The bytes of an opened message (head, then the rest of the file); closes the file at the end. */
+export function messageStream(opened: OpenedMessage): ReadableStream<Uint8Array> {
+  const { file, head } = opened;
+  let first = head.length > 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (first) {
+        first = false;
+        controller.enqueue(head);
+        return;
+      }
+      const buffer = new Uint8Array(64 * 1024);
+      const n = await file.read(buffer);
+      if (n === null) {
+        file.close();
+        controller.close();
+        return;
+      }
+      controller.enqueue(buffer.subarray(0, n));
+    },
+    cancel() {
+      file.close();
+    },
+  });
 }
 
 /** Name of the file a running server polls for "try everything now". */
 export const FLUSH_REQUEST_FILE = "flush-request";
 
 /**
- * The spool directory: `tmp/` for writes in progress, `queue/` for accepted
- * messages, `requests/` for operator requests to a running server, and `lock`,
- * held by the one server that owns the spool.
+ * The spool directory: `queue/` for accepted messages, `free/` for spare message
+ * files (a message is written there, then renamed into the queue), `tmp/` for
+ * record updates in progress, `requests/` for operator requests to a running
+ * server, and `lock`, held by the one server that owns the spool.
  */
 export class Spool {
   readonly tmpDir: string;
   readonly queueDir: string;
   readonly requestDir: string;
+  readonly freeDir: string;
+  readonly #free: FreeFiles;
+
+  /** The queue directory's fsync, shared by the commits and removals that need it together. */
+  readonly #queueSync = new GroupSync(() => this.#syncDir(this.queueDir));
 
   private constructor(readonly dir: string) {
     this.tmpDir = join(dir, "tmp");
     this.queueDir = join(dir, "queue");
     this.requestDir = join(dir, "requests");
+    this.freeDir = join(dir, "free");
+    this.#free = new FreeFiles(this.freeDir);
+  }
+
+  /** Directory fsync rounds so far (each may cover many messages). */
+  get syncRounds(): number {
+    return this.#queueSync.rounds;
   }
 
   /**
@@ -172,17 +168,18 @@ export class Spool {
     await Deno.mkdir(spool.queueDir, { recursive: true, mode: 0o700 });
     // Made by the spool's owner, so requests written by an operator stay readable to it.
     await Deno.mkdir(spool.requestDir, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(spool.freeDir, { recursive: true, mode: 0o700 });
+    await spool.#free.load();
     return spool;
   }
 
   /**
-   * Removes what a crash left half-done: files in `tmp/`, and message files in
-   * `queue/` whose record never landed (those were never acknowledged). Only the
-   * server calls this, at start, before it accepts connections.
+   * Removes what a crash left half-done: files in `tmp/` (never acknowledged), and
+   * records (`ID.json`) whose message file is gone. Only the server calls this, at
+   * start, before it accepts connections.
    */
-  async recover(): Promise<{ removedTmp: number; removedOrphans: number; removedBroken: number }> {
+  async recover(): Promise<{ removedTmp: number; removedBroken: number }> {
     let removedTmp = 0;
-    let removedOrphans = 0;
     let removedBroken = 0;
     for await (const entry of Deno.readDir(this.tmpDir)) {
       await Deno.remove(join(this.tmpDir, entry.name)).catch(() => {});
@@ -191,45 +188,54 @@ export class Spool {
     const names = new Set<string>();
     for await (const entry of Deno.readDir(this.queueDir)) names.add(entry.name);
     for (const name of names) {
-      if (name.endsWith(".msg") && !names.has(name.slice(0, -4) + ".json")) {
-        await Deno.remove(join(this.queueDir, name)).catch(() => {});
-        removedOrphans++;
-      } else if (name.endsWith(".json") && !names.has(name.slice(0, -5) + ".msg")) {
+      if (name.endsWith(".json") && !names.has(name.slice(0, -5) + ".msg")) {
         // A record whose bytes are gone (a delete that raced a late update, then a
         // crash): nothing can be delivered; the caller logs it.
         await Deno.remove(join(this.queueDir, name)).catch(() => {});
         removedBroken++;
       }
     }
-    if (removedOrphans + removedBroken > 0) await this.#syncDir(this.queueDir);
-    return { removedTmp, removedOrphans, removedBroken };
+    if (removedBroken > 0) await this.#queueSync.request();
+    return { removedTmp, removedBroken };
   }
 
-  /** Starts writing a new message with the given id. */
-  async createMessage(id: string): Promise<MessageWriter> {
-    if (!ID_PATTERN.test(id)) throw new Error(`invalid queue id ${JSON.stringify(id)}`);
-    const tmpPath = join(this.tmpDir, `${id}.msg`);
-    const file = await Deno.open(tmpPath, { write: true, createNew: true, mode: 0o600 });
-    return new MessageWriter(this, id, file, tmpPath);
+  /**
+   * Starts writing a new message under a new id; its record (every recipient
+   * pending, due at once) goes in the file's header.
+   */
+  async createMessage(
+    fields: Omit<NewRecordFields, "id"> & { id?: string },
+  ): Promise<MessageWriter> {
+    const record = newRecord({ ...fields, id: fields.id ?? newQueueId() });
+    if (!ID_PATTERN.test(record.id)) {
+      throw new Error(`invalid queue id ${JSON.stringify(record.id)}`);
+    }
+    // Written over a spare file in free/ (see FreeFiles), renamed into queue/ at commit.
+    const { path, file } = await this.#free.take();
+    return new MessageWriter(this, record, file, path);
   }
 
-  /** Moves a synced message file and its record into the queue (used by MessageWriter). */
-  async publish(id: string, tmpMessage: string, record: QueueRecord): Promise<void> {
-    const tmpRecord = join(this.tmpDir, `${id}.json`);
+  /** Moves a synced message file into the queue and waits for the shared directory fsync. */
+  async publish(id: string, path: string): Promise<void> {
     try {
-      await writeSynced(tmpRecord, JSON.stringify(record, null, 2) + "\n");
-      await Deno.rename(tmpMessage, this.messagePath(id));
-      // The record's rename is the commit point: a .msg without .json is an orphan.
-      await Deno.rename(tmpRecord, this.recordPath(id));
-      await this.#syncDir(this.queueDir);
+      await Deno.rename(path, this.messagePath(id));
+      await this.#queueSync.request();
     } catch (e) {
       // Not acknowledged (the client gets 451): leave nothing of it in the queue.
-      await Deno.remove(tmpRecord).catch(() => {});
-      await Deno.remove(tmpMessage).catch(() => {});
-      await Deno.remove(this.recordPath(id)).catch(() => {});
+      await Deno.remove(path).catch(() => {});
       await Deno.remove(this.messagePath(id)).catch(() => {});
       throw e;
     }
+  }
+
+  /** Creates spare message files in the background (see FreeFiles.prepare). */
+  prepareFiles(signal?: AbortSignal): Promise<void> {
+    return this.#free.prepare(signal);
+  }
+
+  /** Takes back the file of a message that was not committed. */
+  discard(path: string): void {
+    this.#free.giveBack(path);
   }
 
   /**
@@ -242,16 +248,18 @@ export class Spool {
     const tmp = join(this.tmpDir, `${record.id}.json.${crypto.randomUUID()}`);
     try {
       await writeSynced(tmp, JSON.stringify(record, null, 2) + "\n");
-      if (!(await pathExists(this.recordPath(record.id)))) throw new UnknownMessageError(record.id);
-      await Deno.rename(tmp, this.recordPath(record.id));
-      // A remove() that ran between the check and the rename took the bytes too (it
-      // removes the record first): take back the record we just brought back.
       if (!(await pathExists(this.messagePath(record.id)))) {
-        await Deno.remove(this.recordPath(record.id)).catch(() => {});
-        await this.#syncDir(this.queueDir);
         throw new UnknownMessageError(record.id);
       }
-      await this.#syncDir(this.queueDir);
+      await Deno.rename(tmp, this.recordPath(record.id));
+      // A remove() that ran between the check and the rename took the message (the
+      // commit point) first: take back the record we just brought back.
+      if (!(await pathExists(this.messagePath(record.id)))) {
+        await Deno.remove(this.recordPath(record.id)).catch(() => {});
+        await this.#queueSync.request();
+        throw new UnknownMessageError(record.id);
+      }
+      await this.#queueSync.request();
     } catch (e) {
       await Deno.remove(tmp).catch(() => {});
       throw e;
@@ -260,12 +268,50 @@ export class Spool {
 
   /** Reads one record; throws UnknownMessageError for a bad or absent id. */
   async read(id: string): Promise<QueueRecord> {
+    const { record, file } = await this.open(id);
+    file.close();
+    return record;
+  }
+
+  /**
+   * Opens a stored message: its current record (the `ID.json` beside it if delivery
+   * changed it, else the file's header) and its bytes. `known` is the record the
+   * caller already holds (just queued, never updated): the file's header is then
+   * only skipped, not parsed again.
+   */
+  async open(id: string, known?: QueueRecord): Promise<OpenedMessage> {
     if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
+    const path = this.messagePath(id);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
+      throw e;
+    }
+    try {
+      const { header, offset, buffer, used } = await readHeader(file, path, known === undefined);
+      let record = known;
+      if (!record) {
+        const size = (await file.stat()).size - offset;
+        const stored = (await this.#readOverlay(id)) ??
+          (header === undefined ? undefined : validateRecord(header, path));
+        if (!stored) throw new Error(`${path}: no record`);
+        record = { ...stored, size };
+      }
+      return { record, file, head: buffer.subarray(offset, used) };
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  async #readOverlay(id: string): Promise<QueueRecord | undefined> {
     let text: string;
     try {
       text = await Deno.readTextFile(this.recordPath(id));
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
+      if (e instanceof Deno.errors.NotFound) return undefined;
       throw e;
     }
     let json: unknown;
@@ -282,8 +328,8 @@ export class Spool {
     const records: QueueRecord[] = [];
     const problems: string[] = [];
     for await (const entry of Deno.readDir(this.queueDir)) {
-      if (!entry.name.endsWith(".json")) continue;
-      const id = entry.name.slice(0, -5);
+      if (!entry.name.endsWith(".msg")) continue;
+      const id = entry.name.slice(0, -4);
       try {
         records.push(await this.read(id));
       } catch (e) {
@@ -295,36 +341,35 @@ export class Spool {
     return { records, problems };
   }
 
-  /** Removes a message: the record first (the commit point), then its bytes. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Removes a message: its file first (the commit point; kept in free/ for reuse),
+   * then a record written beside it. `size` (bytes), when known, lets a large file
+   * be emptied rather than kept.
+   */
+  async remove(id: string, opts: { size?: number; noRecord?: boolean } = {}): Promise<void> {
     if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
     try {
-      await Deno.remove(this.recordPath(id));
+      await this.#free.recycle(this.messagePath(id), opts.size ?? 0);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
       throw e;
     }
-    await Deno.remove(this.messagePath(id)).catch(() => {});
-    await this.#syncDir(this.queueDir);
+    // `noRecord`: the caller knows no record was ever written beside it (saves a failed unlink).
+    if (!opts.noRecord) await Deno.remove(this.recordPath(id)).catch(() => {});
+    await this.#queueSync.request();
   }
 
-  /** Opens the stored bytes of a message for reading. */
-  async openMessage(id: string): Promise<Deno.FsFile> {
-    if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
-    try {
-      return await Deno.open(this.messagePath(id), { read: true });
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
-      throw e;
-    }
+  /** The stored bytes of a message, as a stream that closes the file when done. */
+  async openMessage(id: string): Promise<ReadableStream<Uint8Array>> {
+    return messageStream(await this.open(id));
   }
 
-  /** Path of a message's bytes. */
+  /** Path of a message's file (header line, then the bytes). */
   messagePath(id: string): string {
     return join(this.queueDir, `${id}.msg`);
   }
 
-  /** Path of a message's record. */
+  /** Path of the record delivery wrote beside a message, when it changed. */
   recordPath(id: string): string {
     return join(this.queueDir, `${id}.json`);
   }
@@ -347,6 +392,52 @@ export async function pathExists(path: string): Promise<boolean> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
+  }
+}
+
+/**
+ * Reads the `CARRIER1 {json}\n` header of a message file, and whatever follows it
+ * in the same read. A file without it (from an older Carrier, whose record is
+ * always the ID.json beside it) starts at offset 0. `parse` false: only skip it.
+ */
+async function readHeader(
+  file: Deno.FsFile,
+  path: string,
+  parse: boolean,
+): Promise<{ header: unknown; offset: number; buffer: Uint8Array; used: number }> {
+  let buffer = new Uint8Array(READ_AHEAD);
+  let used = 0;
+  for (;;) {
+    const n = await file.read(buffer.subarray(used));
+    if (n !== null) used += n;
+    if (used >= HEADER_MAGIC.length || n === null) break;
+  }
+  for (let i = 0; i < HEADER_MAGIC.length; i++) {
+    if (buffer[i] !== HEADER_MAGIC[i]) return { header: undefined, offset: 0, buffer, used };
+  }
+  let searched = HEADER_MAGIC.length;
+  for (;;) {
+    const lf = buffer.subarray(searched, used).indexOf(0x0a);
+    if (lf !== -1) {
+      const end = searched + lf;
+      if (!parse) return { header: undefined, offset: end + 1, buffer, used };
+      const text = new TextDecoder().decode(buffer.subarray(HEADER_MAGIC.length, end));
+      try {
+        return { header: JSON.parse(text), offset: end + 1, buffer, used };
+      } catch (e) {
+        throw new Error(`${path}: invalid record header: ${(e as Error).message}`);
+      }
+    }
+    searched = used;
+    if (used === buffer.length) {
+      if (buffer.length >= MAX_HEADER) throw new Error(`${path}: record header too long`);
+      const bigger = new Uint8Array(buffer.length * 4);
+      bigger.set(buffer);
+      buffer = bigger;
+    }
+    const n = await file.read(buffer.subarray(used));
+    if (n === null) throw new Error(`${path}: truncated record header`);
+    used += n;
   }
 }
 

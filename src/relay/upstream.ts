@@ -63,6 +63,8 @@ export interface OutgoingMessage {
   size: number;
   /** Exact message bytes, not dot-stuffed (stuffing happens on the wire). */
   open(): Promise<ReadableStream<Uint8Array>> | ReadableStream<Uint8Array>;
+  /** The whole message, when it is already in memory (small messages): `open` is not called. */
+  bytes?: Uint8Array;
 }
 
 /** Outcome of one recipient: delivered (2xx), deferred (4xx, retry) or failed (5xx, bounce). */
@@ -332,8 +334,9 @@ export class UpstreamSession {
     }
     if (this.#dirty) await this.reset();
 
-    const stream = await msg.open();
-    const body = Readable.fromWeb(stream as unknown as NodeReadableStream<Uint8Array>);
+    const body = msg.bytes
+      ? Readable.from([Buffer.from(msg.bytes.buffer, msg.bytes.byteOffset, msg.bytes.length)])
+      : Readable.fromWeb((await msg.open()) as unknown as NodeReadableStream<Uint8Array>);
     this.#sent++;
     this.#dirty = true;
     this.#sending = true;
@@ -351,6 +354,8 @@ export class UpstreamSession {
           done,
         )
       );
+      // The reply to the final dot ends the transaction: the next MAIL needs no RSET.
+      this.#dirty = false;
       const response = oneLine(info.response);
       const rejected = new Map<string, NmError>();
       for (const e of (info.rejectedErrors ?? []).map(asNmError)) {

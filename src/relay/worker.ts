@@ -8,16 +8,24 @@
 import { settlesWithin } from "../deadline.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import { newQueueId, newRecord, type QueueRecord, type RecipientRecord } from "../queue/record.ts";
+import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import { expired, retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
-import { type Spool, UnknownMessageError } from "../queue/spool.ts";
+import {
+  messageStream,
+  type OpenedMessage,
+  type Spool,
+  UnknownMessageError,
+} from "../queue/spool.ts";
 import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
+import { DueQueue } from "./due_queue.ts";
 import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
 
 /** How long stop() waits, after closing connections, for lanes still connecting. */
 const CLOSE_GRACE_MS = 2000;
 /** How often the spool is scanned again for messages the worker was not told about. */
 const RESCAN_MS = 5 * 60_000;
+/** Records of just-queued messages kept for their first attempt (no re-read); beyond, read. */
+const FRESH_RECORDS = 2000;
 
 /** Settings of the worker. */
 export interface WorkerOptions {
@@ -43,9 +51,13 @@ interface Lane {
 
 /** Delivers the queue through one upstream. */
 export class DeliveryWorker {
-  /** id -> earliest next attempt (ms since epoch). */
-  #schedule = new Map<string, number>();
+  /** Scheduled messages by earliest next attempt; in-flight ones are not in it. */
+  #schedule = new DueQueue();
   #inFlight = new Set<string>();
+  /** Records handed over by `notify`, used once by the first attempt. */
+  #fresh = new Map<string, QueueRecord>();
+  /** Ids known to have no updated record beside their file (queued here, never updated). */
+  #noOverlay = new Set<string>();
   #deleteAfterAttempt = new Set<string>();
   /** Ids changed while a scan reads the spool: the scan's older view must not override them. */
   #touched = new Set<string>();
@@ -69,7 +81,7 @@ export class DeliveryWorker {
 
   /** Messages known to the worker (queued and not yet finished). */
   get queueSize(): number {
-    return this.#schedule.size;
+    return this.#schedule.size + this.#inFlight.size;
   }
 
   /** Where mail goes, for the start-up log line. */
@@ -98,6 +110,8 @@ export class DeliveryWorker {
     if (!this.#running || this.#stopping) return;
     this.#touched.add(record.id);
     this.#schedule.set(record.id, Date.parse(record.nextAttemptAt));
+    if (this.#fresh.size < FRESH_RECORDS) this.#fresh.set(record.id, record);
+    this.#noOverlay.add(record.id);
     this.#kick();
   }
 
@@ -161,6 +175,8 @@ export class DeliveryWorker {
     this.#deleteAfterAttempt.delete(id);
     this.#touched.add(id);
     this.#schedule.delete(id);
+    this.#fresh.delete(id);
+    this.#noOverlay.delete(id);
     try {
       await this.options.spool.remove(id);
       this.options.log.info("deleted by operator", { id });
@@ -179,10 +195,8 @@ export class DeliveryWorker {
       for (const p of problems) this.options.log.error("unreadable queue record", { problem: p });
       const now = Date.now();
       const found = new Set(records.map((r) => r.id));
-      for (const id of this.#schedule.keys()) {
-        if (!found.has(id) && !this.#inFlight.has(id) && !this.#touched.has(id)) {
-          this.#schedule.delete(id);
-        }
+      for (const id of [...this.#schedule.ids()]) {
+        if (!found.has(id) && !this.#touched.has(id)) this.#schedule.delete(id);
       }
       for (const r of records) {
         if (this.#inFlight.has(r.id) || (this.#touched.has(r.id) && !flush)) continue;
@@ -190,7 +204,7 @@ export class DeliveryWorker {
       }
       if (flush) this.#upstreamRecovered();
       this.#lastScan = now;
-      this.options.metrics.set("queue_messages", this.#schedule.size);
+      this.options.metrics.set("queue_messages", this.queueSize);
     };
     this.#scanning = run().finally(() => this.#scanning = undefined);
     return this.#scanning;
@@ -209,19 +223,15 @@ export class DeliveryWorker {
       );
       return;
     }
-    let due = 0;
-    let next = Infinity;
-    for (const [id, at] of this.#schedule) {
-      if (this.#inFlight.has(id)) continue;
-      if (at <= now) due++;
-      else next = Math.min(next, at);
-    }
+    const next = this.#schedule.nextAt();
     // While the upstream is failing, one lane probes it; the others wait for a success.
     const lanes = this.#upstreamFailures > 0 ? 1 : this.options.concurrency;
     const free = lanes - this.#lanes.size;
+    // A lane that finds nothing due left ends at once, so an estimate is enough here.
+    const due = next <= now ? this.#schedule.size : 0;
     for (let i = 0; i < Math.min(free, due); i++) this.#startLane();
     clearTimeout(this.#timer);
-    if (next !== Infinity) {
+    if (next !== Infinity && next > now) {
       this.#timer = setTimeout(() => this.#kick(), Math.min(Math.max(0, next - now), 2 ** 31 - 1));
     }
   }
@@ -230,16 +240,9 @@ export class DeliveryWorker {
     if (this.#stopping) return undefined;
     const now = Date.now();
     if (now < this.#upstreamDownUntil) return undefined;
-    let best: string | undefined;
-    let bestAt = Infinity;
-    for (const [id, at] of this.#schedule) {
-      if (at <= now && at < bestAt && !this.#inFlight.has(id)) {
-        best = id;
-        bestAt = at;
-      }
-    }
-    if (best !== undefined) this.#inFlight.add(best);
-    return best;
+    const id = this.#schedule.takeDue(now);
+    if (id !== undefined) this.#inFlight.add(id);
+    return id;
   }
 
   #startLane(): void {
@@ -280,9 +283,11 @@ export class DeliveryWorker {
   /** One delivery attempt of one message on the lane's connection. */
   async #attempt(lane: Lane, id: string): Promise<void> {
     const { spool, log, metrics } = this.options;
-    let record: QueueRecord;
+    const fresh = this.#fresh.get(id);
+    this.#fresh.delete(id);
+    let opened: OpenedMessage;
     try {
-      record = await spool.read(id);
+      opened = await spool.open(id, fresh);
     } catch (e) {
       if (e instanceof UnknownMessageError) {
         this.#schedule.delete(id); // deleted by `queue delete`
@@ -290,6 +295,19 @@ export class DeliveryWorker {
       }
       throw e;
     }
+    try {
+      await this.#attemptOpened(lane, opened);
+    } finally {
+      try {
+        opened.file.close();
+      } catch { /* closed by its stream */ }
+    }
+  }
+
+  async #attemptOpened(lane: Lane, opened: OpenedMessage): Promise<void> {
+    const { log, metrics } = this.options;
+    const record = opened.record;
+    const id = record.id;
     if (await this.#finishIfDone(record)) return;
     const pending = record.recipients.filter((r) => r.status === "pending");
     const now = Date.now();
@@ -322,14 +340,6 @@ export class DeliveryWorker {
         await lane.session.close().catch(() => {});
         lane.session = undefined;
       }
-      if (lane.session) {
-        try {
-          await lane.session.reset();
-        } catch {
-          await lane.session.close().catch(() => {});
-          lane.session = undefined;
-        }
-      }
       if (!lane.session) {
         lane.session = await this.options.connect!();
         if (this.#upstreamFailures > 0) {
@@ -338,21 +348,17 @@ export class DeliveryWorker {
         }
       }
       phase = "send";
-      const file = await spool.openMessage(id);
-      try {
-        results = await lane.session.send({
-          sender: record.sender,
-          recipients: pending.map((r) => r.address),
-          smtputf8: record.smtputf8,
-          eightBit: record.body === "8BITMIME",
-          size: record.size,
-          open: () => file.readable,
-        });
-      } finally {
-        try {
-          file.close();
-        } catch { /* closed by its stream */ }
-      }
+      // A small message was read whole with its header: it goes from memory.
+      const whole = opened.head.length === record.size ? opened.head : undefined;
+      results = await lane.session.send({
+        sender: record.sender,
+        recipients: pending.map((r) => r.address),
+        smtputf8: record.smtputf8,
+        eightBit: record.body === "8BITMIME",
+        size: record.size,
+        bytes: whole,
+        open: () => messageStream(opened),
+      });
     } catch (e) {
       await lane.session?.close().catch(() => {});
       lane.session = undefined;
@@ -463,6 +469,7 @@ export class DeliveryWorker {
       await this.#finishIfDone(updated);
       return;
     }
+    this.#noOverlay.delete(record.id);
     try {
       await spool.update(updated);
     } catch (e) {
@@ -501,6 +508,7 @@ export class DeliveryWorker {
           r.status === "failed" ? { ...r, bounced: true } : r
         ),
       };
+      this.#noOverlay.delete(record.id);
       try {
         await spool.update(record);
       } catch (e) {
@@ -509,7 +517,10 @@ export class DeliveryWorker {
     }
     if (record.recipients.some((r) => r.status === "pending")) return false;
     try {
-      await spool.remove(record.id);
+      await spool.remove(record.id, {
+        size: record.size,
+        noRecord: this.#noOverlay.has(record.id),
+      });
       log.info("removed", {
         id: record.id,
         delivered: record.recipients.filter((r) => r.status === "delivered").length,
@@ -520,7 +531,8 @@ export class DeliveryWorker {
     }
     this.#touched.add(record.id);
     this.#schedule.delete(record.id);
-    this.options.metrics.set("queue_messages", this.#schedule.size);
+    this.#noOverlay.delete(record.id);
+    this.options.metrics.set("queue_messages", this.queueSize);
     return true;
   }
 
@@ -540,21 +552,21 @@ export class DeliveryWorker {
       })),
       originalHeaders: headers,
     });
-    const id = newQueueId();
-    const writer = await spool.createMessage(id);
+    const writer = await spool.createMessage({
+      kind: "bounce",
+      sender: "",
+      recipients: [record.sender],
+      smtputf8: record.smtputf8,
+      body: "8BITMIME",
+      client: { address: "127.0.0.1", port: 0, tls: false },
+      helo: hostname,
+      protocol: "LOCAL",
+    });
+    const id = writer.id;
     try {
-      await writer.write(bytes);
-      await writer.commit(newRecord({
-        id,
-        kind: "bounce",
-        sender: "",
-        recipients: [record.sender],
-        smtputf8: record.smtputf8,
-        body: "8BITMIME",
-        client: { address: "127.0.0.1", port: 0, tls: false },
-        helo: hostname,
-        protocol: "LOCAL",
-      }));
+      const pending = writer.write(bytes);
+      if (pending) await pending;
+      await writer.commit();
     } catch (e) {
       await writer.abort();
       throw e;
@@ -572,19 +584,21 @@ export class DeliveryWorker {
   }
 
   async #originalHeaders(id: string): Promise<Uint8Array> {
-    const file = await this.options.spool.openMessage(id);
+    const reader = (await this.options.spool.openMessage(id)).getReader();
+    const buffer = new Uint8Array(MAX_HEADER_BLOCK);
+    let used = 0;
     try {
-      const buffer = new Uint8Array(MAX_HEADER_BLOCK);
-      let used = 0;
       while (used < buffer.length) {
-        const n = await file.read(buffer.subarray(used));
-        if (n === null) break;
+        const { value, done } = await reader.read();
+        if (done) break;
+        const n = Math.min(value.length, buffer.length - used);
+        buffer.set(value.subarray(0, n), used);
         used += n;
       }
-      return headerBlock(buffer.subarray(0, used));
     } finally {
-      file.close();
+      await reader.cancel().catch(() => {});
     }
+    return headerBlock(buffer.subarray(0, used));
   }
 }
 

@@ -9,10 +9,11 @@ import type { SecureContext } from "node:tls";
 import type { Logger } from "../ops/log.ts";
 import { errorMessage } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { MessageWriter, Spool } from "../queue/spool.ts";
-import { newQueueId, newRecord, type QueueRecord } from "../queue/record.ts";
-import { DataReader } from "../smtp/data.ts";
-import { LineSplitter } from "../smtp/line_stream.ts";
+import type { MessageWriter } from "../queue/message_writer.ts";
+import type { QueueRecord } from "../queue/record.ts";
+import type { Spool } from "../queue/spool.ts";
+import { DataScanner } from "../smtp/data.ts";
+import { type Line, LineSplitter } from "../smtp/line_stream.ts";
 import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
 import {
@@ -24,10 +25,7 @@ import {
   type Step,
 } from "../smtp/session.ts";
 import type { Transport } from "./transport.ts";
-import { DeadlineError, withTimeout } from "../deadline.ts";
-
-/** Longest piece of a DATA line held in memory; longer lines are streamed in fragments. */
-const DATA_FRAGMENT = 64 * 1024;
+import { IoTimeoutError, Watchdog } from "./watchdog.ts";
 
 /** Checks AUTH credentials; may delay (throttling) and may refuse outright. */
 export interface Authenticator {
@@ -57,7 +55,6 @@ export interface ConnectionDeps {
 
 const encoder = new TextEncoder();
 
-class TimeoutError extends Error {}
 class ShutdownError extends Error {}
 
 /** Runs one SMTP session over a transport until it ends. */
@@ -66,7 +63,7 @@ export class Connection {
   #splitter = new LineSplitter(MAX_COMMAND_LINE);
   #pending: Reply[] = [];
   #data: {
-    reader: DataReader;
+    scanner: DataScanner;
     writer: MessageWriter | undefined;
     envelope: Envelope;
     deadline: number;
@@ -74,6 +71,8 @@ export class Connection {
   #closed = false;
   /** When the command line being read must be complete (trickled bytes do not move it). */
   #lineDeadline: number | undefined;
+  #watchdog = new Watchdog();
+  #lines: Line[] = [];
 
   constructor(
     readonly id: string,
@@ -94,13 +93,18 @@ export class Connection {
       port: client.port,
       tls: client.tls || undefined,
     });
+    // Idle sessions end at once on shutdown; one in a transaction may finish it (the server bounds the wait).
+    const onShutdown = () => {
+      if (this.#idle()) this.#watchdog.interrupt(new ShutdownError("shutdown"));
+    };
+    this.deps.shutdown.addEventListener("abort", onShutdown);
     try {
       this.#pending.push(this.session.greeting());
       await this.#flush();
       await this.#loop();
     } catch (e) {
       // The message being received, if any, is discarded in `finally`.
-      if (e instanceof TimeoutError) {
+      if (e instanceof IoTimeoutError) {
         log.warn("timeout", { conn: this.id, client: client.address, state: this.session.state });
         this.#pending.push(...this.session.timeout().replies);
         await this.#flush().catch(() => {});
@@ -115,6 +119,8 @@ export class Connection {
         });
       }
     } finally {
+      this.deps.shutdown.removeEventListener("abort", onShutdown);
+      this.#watchdog.stop();
       await this.#abortData();
       this.#closed = true;
       this.#transport.close();
@@ -138,24 +144,26 @@ export class Connection {
         }
         return;
       }
-      const lines = this.#splitter.push(chunk);
-      for (let i = 0; i < lines.length; i++) {
-        const line = lines[i];
+      let pos = 0;
+      while (pos < chunk.length) {
         if (this.#data) {
-          if ((await this.#dataLine(line)) === "close") return;
+          const end = await this.#dataChunk(chunk, pos);
+          if (end === -1) break;
+          pos = end;
+          if ((await this.#endData()) === "close") return;
           continue;
         }
-        const step = this.session.receive(line);
-        this.#pending.push(...step.replies);
-        if (step.effect) {
-          // Lines already split from this chunk after STARTTLS are discarded with the rest.
-          const unread = step.effect.kind !== "starttls" ? 0 : lines.slice(i + 1).reduce(
-            (n, l) => n + l.bytes.length + (l.complete ? 2 : 0),
-            0,
-          );
-          const outcome = await this.#effect(step.effect, unread);
+        const lines = this.#lines;
+        lines.length = 0;
+        pos = this.#splitter.take(chunk, pos, lines);
+        for (const line of lines) {
+          const step = this.session.receive(line);
+          this.#pending.push(...step.replies);
+          if (!step.effect) continue;
+          // STARTTLS: what follows in this chunk is plaintext sent before the handshake.
+          const outcome = await this.#effect(step.effect, chunk.length - pos);
           if (outcome === "close") return;
-          if (outcome === "restart") break; // STARTTLS: the rest of this chunk was plaintext
+          if (outcome === "restart") pos = chunk.length;
         }
       }
       await this.#flush();
@@ -227,37 +235,55 @@ export class Connection {
   async #beginData(envelope: Envelope): Promise<void> {
     // The 354 goes out now: the client waits for it before sending the message.
     await this.#flush();
-    const id = newQueueId();
-    const reader = new DataReader(this.session.options.maxMessageSize);
-    this.#splitter.maxLength = DATA_FRAGMENT;
     let writer: MessageWriter | undefined;
     try {
-      writer = await this.deps.spool.createMessage(id);
+      writer = await this.deps.spool.createMessage({
+        kind: "message",
+        sender: envelope.sender,
+        recipients: envelope.recipients,
+        smtputf8: envelope.smtputf8,
+        body: envelope.body,
+        client: envelope.client,
+        helo: envelope.helo,
+        user: envelope.user,
+        protocol: envelope.protocol,
+      });
       await writer.write(
         encoder.encode(
-          receivedHeader(envelope, { hostname: this.deps.hostname, id, date: new Date() }),
+          receivedHeader(envelope, {
+            hostname: this.deps.hostname,
+            id: writer.id,
+            date: new Date(),
+          }),
         ),
       );
     } catch (e) {
-      this.deps.log.error("spool write failed", { conn: this.id, id, error: errorMessage(e) });
+      this.deps.log.error("spool write failed", {
+        conn: this.id,
+        id: writer?.id,
+        error: errorMessage(e),
+      });
       await writer?.abort();
       writer = undefined;
     }
     this.#data = {
-      reader,
+      scanner: new DataScanner(this.session.options.maxMessageSize),
       writer,
       envelope,
       deadline: Date.now() + this.deps.dataTotalTimeoutMs,
     };
   }
 
-  /** Feeds one line of message data; at its end, stores the message and replies. */
-  async #dataLine(line: Parameters<DataReader["push"]>[0]): Promise<"continue" | "close"> {
+  /** Feeds message data from `chunk[pos..]`; returns the offset after the end marker, or -1. */
+  async #dataChunk(chunk: Uint8Array, pos: number): Promise<number> {
     const data = this.#data!;
-    const out = data.reader.push(line);
+    const { spans, end } = data.scanner.scan(chunk, pos);
     if (data.writer) {
       try {
-        for (const part of out.parts) await data.writer.write(part);
+        for (const span of spans) {
+          const pending = data.writer.write(span);
+          if (pending) await pending;
+        }
       } catch (e) {
         this.deps.log.error("spool write failed", {
           conn: this.id,
@@ -268,9 +294,13 @@ export class Connection {
         data.writer = undefined;
       }
     }
-    if (!out.end) return "continue";
+    return end;
+  }
+
+  /** The end of data was read: stores the message and replies. */
+  async #endData(): Promise<"continue" | "close"> {
+    const data = this.#data!;
     this.#data = undefined;
-    this.#splitter.maxLength = MAX_COMMAND_LINE;
     // The next command's deadline starts now, not at the read before DATA (which may be long past).
     this.#lineDeadline = undefined;
     const { writer, envelope } = data;
@@ -279,9 +309,9 @@ export class Connection {
       client: envelope.client.address,
       from: `<${envelope.sender}>`,
       rcpts: envelope.recipients.length,
-      size: data.reader.size,
+      size: data.scanner.size,
     };
-    if (data.reader.tooBig) {
+    if (data.scanner.tooBig) {
       await writer?.abort();
       this.deps.log.warn("rejected: message too big", logFields);
       this.deps.metrics.inc("messages_rejected_total");
@@ -291,20 +321,8 @@ export class Connection {
       this.deps.metrics.inc("messages_rejected_total");
       return await this.#dataFinished({ kind: "store-failed" });
     }
-    const record = newRecord({
-      id: writer.id,
-      kind: "message",
-      sender: envelope.sender,
-      recipients: envelope.recipients,
-      smtputf8: envelope.smtputf8,
-      body: envelope.body,
-      client: envelope.client,
-      helo: envelope.helo,
-      user: envelope.user,
-      protocol: envelope.protocol,
-    });
     try {
-      await writer.commit(record);
+      await writer.commit();
     } catch (e) {
       await writer.abort();
       this.deps.log.error("spool commit failed", {
@@ -325,7 +343,7 @@ export class Connection {
       return outcome;
     } finally {
       // Queued even if the reply could not be written (client gone): delivery starts now.
-      this.deps.onQueued?.({ ...record, size: writer.size });
+      this.deps.onQueued?.({ ...writer.record, size: writer.size });
     }
   }
 
@@ -355,48 +373,30 @@ export class Connection {
     const bytes = encodeReplies(this.#pending);
     this.#pending = [];
     // A client that stops reading cannot hold the session: writes have the command deadline too.
-    await withTimeout(this.#transport.write(bytes), this.deps.commandTimeoutMs).catch((e) => {
-      throw e instanceof DeadlineError ? new TimeoutError("write timeout") : e;
-    });
+    await this.#watchdog.guard(
+      this.#transport.write(bytes),
+      Date.now() + this.deps.commandTimeoutMs,
+      "write timeout",
+    );
   }
 
   /** Reads the next chunk within the timeout that applies in the current state. */
   #read(): Promise<Uint8Array | null> {
     const now = Date.now();
-    let ms: number;
+    let deadline: number;
     if (this.#data) {
-      ms = Math.min(this.deps.dataTimeoutMs, Math.max(0, this.#data.deadline - now));
+      deadline = Math.min(now + this.deps.dataTimeoutMs, this.#data.deadline);
     } else {
       // The command deadline is for a whole line: trickled bytes do not extend it.
       if (this.#lineDeadline === undefined || this.#splitter.buffered === 0) {
         this.#lineDeadline = now + this.deps.commandTimeoutMs;
       }
-      ms = Math.max(0, this.#lineDeadline - now);
+      deadline = this.#lineDeadline;
     }
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const onAbort = () => {
-        // Idle sessions end at once; one in a transaction may finish it (the server bounds the wait).
-        if (this.#idle()) finish(() => reject(new ShutdownError("shutdown")));
-      };
-      const timer = setTimeout(() => finish(() => reject(new TimeoutError("timeout"))), ms);
-      const finish = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.deps.shutdown.removeEventListener("abort", onAbort);
-        fn();
-      };
-      if (this.deps.shutdown.aborted && this.#idle()) {
-        finish(() => reject(new ShutdownError("shutdown")));
-        return;
-      }
-      this.deps.shutdown.addEventListener("abort", onAbort);
-      this.#transport.read().then(
-        (chunk) => finish(() => resolve(chunk)),
-        (e) => finish(() => reject(e)),
-      );
-    });
+    if (this.deps.shutdown.aborted && this.#idle()) {
+      return Promise.reject(new ShutdownError("shutdown"));
+    }
+    return this.#watchdog.guard(this.#transport.read(), deadline, "timeout");
   }
 
   /** Between transactions, with no partial command read: safe to end for a shutdown. */

@@ -58,16 +58,26 @@ export class LineSplitter {
   /** Splits a chunk; returns the lines and fragments it completes, in order. */
   push(chunk: Uint8Array): Line[] {
     const out: Line[] = [];
-    if (chunk.length === 0) return out;
     let pos = 0;
+    while (pos < chunk.length) pos = this.take(chunk, pos, out);
+    return out;
+  }
+
+  /**
+   * Consumes `chunk` from `pos` up to and including the next line end (or to its
+   * end), appending what that completes to `out`; returns where it stopped. A
+   * complete line is always the last thing appended, so a caller can switch to
+   * reading message data right after a DATA line.
+   */
+  take(chunk: Uint8Array, pos: number, out: Line[]): number {
+    if (pos >= chunk.length) return chunk.length;
     if (this.#heldCr) {
       this.#heldCr = false;
-      if (chunk[0] === LF) {
+      if (chunk[pos] === LF) {
         this.#emit(out, true);
-        pos = 1;
-      } else {
-        this.#append(out, new Uint8Array([CR]));
+        return pos + 1;
       }
+      this.#append(out, new Uint8Array([CR]));
     }
     while (pos < chunk.length) {
       const lf = chunk.indexOf(LF, pos);
@@ -79,18 +89,18 @@ export class LineSplitter {
           this.#heldCr = true;
         }
         if (end > pos) this.#append(out, chunk.subarray(pos, end));
-        break;
+        return chunk.length;
       }
       if (lf > pos && chunk[lf - 1] === CR) {
         this.#append(out, chunk.subarray(pos, lf - 1));
         this.#emit(out, true);
-      } else {
-        // A bare LF is data: keep it in the line.
-        this.#append(out, chunk.subarray(pos, lf + 1));
+        return lf + 1;
       }
+      // A bare LF is data: keep it in the line.
+      this.#append(out, chunk.subarray(pos, lf + 1));
       pos = lf + 1;
     }
-    return out;
+    return pos;
   }
 
   /** Drops everything buffered (used when plaintext must not survive a STARTTLS). */

@@ -1,0 +1,96 @@
+/**
+ * Spare message files, kept for reuse. Creating a file is the most expensive
+ * step of storing a message on many file systems (inode allocation costs far
+ * more than a rename or a write), so a delivered message's file is renamed into
+ * `free/` and the next message is written over it instead of into a new file.
+ */
+
+import { join } from "node:path";
+
+/** Most spare files kept; beyond this, delivered files are deleted. */
+const MAX_FREE = 1024;
+/** Spare files made ahead of need after start, so a burst of mail finds them ready. */
+const PREPARE = 256;
+/** A spare file longer than this is truncated when it is put back (no large files held). */
+const TRUNCATE_ABOVE = 256 * 1024;
+
+/** The `free/` directory of a spool and the names in it. */
+export class FreeFiles {
+  #names: string[] = [];
+  #seq = 0;
+  #prefix = Date.now().toString(36).toUpperCase();
+
+  constructor(readonly dir: string) {}
+
+  /**
+   * Loads the names in `free/`. A name that shares its file with another entry (a
+   * crash between a rename and the directory's write, repaired by fsck as a hard
+   * link) is dropped, so a queued message is never written over.
+   */
+  async load(): Promise<void> {
+    this.#names = [];
+    for await (const entry of Deno.readDir(this.dir)) {
+      if (!entry.isFile) continue;
+      const path = join(this.dir, entry.name);
+      const info = await Deno.stat(path);
+      if ((info.nlink ?? 1) > 1) await Deno.remove(path);
+      else this.#names.push(entry.name);
+    }
+  }
+
+  /**
+   * Creates spare files until `PREPARE` are available, one at a time (file creation
+   * is slow; this runs in the background while the server starts serving).
+   */
+  async prepare(signal?: AbortSignal): Promise<void> {
+    while (this.#names.length < PREPARE && !signal?.aborted) {
+      const name = this.#newName();
+      const file = await Deno.open(join(this.dir, name), {
+        write: true,
+        createNew: true,
+        mode: 0o600,
+      });
+      file.close();
+      this.#names.unshift(name); // taken last: recycled (warm) files go first
+    }
+  }
+
+  /** Spare files available now. */
+  get size(): number {
+    return this.#names.length;
+  }
+
+  /**
+   * Opens a spare file for a new message, emptied; creates one when none is left.
+   * Returns its path: the message is written there and renamed into the queue.
+   */
+  async take(): Promise<{ path: string; file: Deno.FsFile }> {
+    const name = this.#names.pop() ?? this.#newName();
+    const path = join(this.dir, name);
+    const file = await Deno.open(path, { write: true, create: true, truncate: true, mode: 0o600 });
+    return { path, file };
+  }
+
+  /** Gives back a file that was taken and not used (the message was aborted). */
+  giveBack(path: string): void {
+    if (this.#names.length < MAX_FREE) this.#names.push(path.slice(this.dir.length + 1));
+    else Deno.remove(path).catch(() => {});
+  }
+
+  /** Puts a finished message's file here for reuse (or deletes it when enough are spare). */
+  async recycle(path: string, size: number): Promise<void> {
+    if (this.#names.length >= MAX_FREE) {
+      await Deno.remove(path);
+      return;
+    }
+    const name = this.#newName();
+    const target = join(this.dir, name);
+    await Deno.rename(path, target);
+    if (size > TRUNCATE_ABOVE) await Deno.truncate(target, 0).catch(() => {});
+    this.#names.push(name);
+  }
+
+  #newName(): string {
+    return `F${this.#prefix}${(++this.#seq).toString(36).toUpperCase()}`;
+  }
+}

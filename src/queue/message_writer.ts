@@ -1,0 +1,109 @@
+/**
+ * Writes one incoming message into a spare file: the record header, then the
+ * bytes as they arrive, in large writes. Nothing is visible in the queue until `commit`
+ * has made the file durable and renamed it into place.
+ */
+
+import type { QueueRecord } from "./record.ts";
+import { encodeHeader } from "./record.ts";
+
+const WRITE_BUFFER = 128 * 1024;
+
+/** What the writer needs from the spool to publish a finished file. */
+export interface Publisher {
+  /** Renames a synced file into the queue and waits until the directory entry is durable. */
+  publish(id: string, path: string): Promise<void>;
+  /** Takes back the file of a message that will not be committed. */
+  discard(path: string): void;
+}
+
+/** Writes one incoming message; nothing is visible in the queue until `commit`. */
+export class MessageWriter {
+  #file: Deno.FsFile;
+  #buffer = new Uint8Array(WRITE_BUFFER);
+  #used = 0;
+  #size = 0;
+  #closed = false;
+
+  constructor(
+    private readonly publisher: Publisher,
+    readonly record: QueueRecord,
+    file: Deno.FsFile,
+    private readonly path: string,
+  ) {
+    this.#file = file;
+    const header = encodeHeader(record);
+    if (header.length > this.#buffer.length) this.#buffer = new Uint8Array(header.length);
+    this.#buffer.set(header);
+    this.#used = header.length;
+  }
+
+  /** The queue id. */
+  get id(): string {
+    return this.record.id;
+  }
+
+  /** Message bytes written so far (without the header). */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Appends bytes. They are copied (the caller may reuse its buffer) and written in
+   * large pieces; the returned promise settles at once unless the buffer was full.
+   */
+  write(bytes: Uint8Array): Promise<void> | undefined {
+    this.#size += bytes.length;
+    if (this.#used + bytes.length <= this.#buffer.length) {
+      this.#buffer.set(bytes, this.#used);
+      this.#used += bytes.length;
+      return undefined;
+    }
+    return this.#writeThrough(bytes);
+  }
+
+  async #writeThrough(bytes: Uint8Array): Promise<void> {
+    await this.#flush();
+    if (bytes.length >= this.#buffer.length) {
+      await writeAll(this.#file, bytes);
+      return;
+    }
+    this.#buffer.set(bytes, 0);
+    this.#used = bytes.length;
+  }
+
+  /** Makes the message durable and visible: fdatasync, rename, then the shared directory fsync. */
+  async commit(): Promise<void> {
+    await this.#flush();
+    await this.#file.syncData();
+    this.#file.close();
+    this.#closed = true;
+    await this.publisher.publish(this.id, this.path);
+  }
+
+  /** Discards the message (client went away, too big, or a write failed). */
+  async abort(): Promise<void> {
+    if (this.#closed) {
+      // Failed in commit (fsync or rename): the file may be half-published; drop it.
+      await Deno.remove(this.path).catch(() => {});
+      return;
+    }
+    this.#closed = true;
+    try {
+      this.#file.close();
+    } catch { /* already closed */ }
+    this.publisher.discard(this.path);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#used === 0) return;
+    await writeAll(this.#file, this.#buffer.subarray(0, this.#used));
+    this.#used = 0;
+  }
+}
+
+/** Writes all of `bytes` (a write may be partial). */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+}
