@@ -282,7 +282,7 @@ export class DeliveryWorker {
 
   /** One delivery attempt of one message on the lane's connection. */
   async #attempt(lane: Lane, id: string): Promise<void> {
-    const { spool, log, metrics } = this.options;
+    const { spool } = this.options;
     const fresh = this.#fresh.get(id);
     this.#fresh.delete(id);
     let opened: OpenedMessage;
