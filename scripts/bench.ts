@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { startCarrier } from "./bench/carrier.ts";
+import { HeapSampler, startCarrier } from "./bench/carrier.ts";
 import {
   LatencyProbe,
   type LatencyProbe as Probe,
@@ -93,6 +93,7 @@ const scenarios = values.only
 const systems = values.systems.split(",") as System[];
 const runs = Number(values.runs);
 const RUN_TIMEOUT_MS = 300_000;
+const MiB = 1024 * 1024;
 
 /** One run of one scenario against one system. */
 interface Result {
@@ -103,6 +104,8 @@ interface Result {
   peakPssMiB: number;
   p50: number;
   p99: number;
+  /** Carrier only: peak V8 heap reserved / used and external memory, MiB. */
+  heap?: { total: number; used: number; external: number };
 }
 
 let nextPort = 20000 + Math.floor(Math.random() * 20000);
@@ -115,9 +118,10 @@ async function start(
   port: number,
   sinkPort: number,
   prefix: string[] = [],
+  metricsPort = 0,
 ) {
   if (system === "carrier") {
-    const c = await startCarrier(dir, port, sinkPort, prefix);
+    const c = await startCarrier(dir, port, sinkPort, prefix, metricsPort);
     await waitForPort(port, 30_000);
     return { root: c.pid, stop: () => c.stop() };
   }
@@ -131,10 +135,13 @@ async function runOnce(system: System, scenario: Scenario, index: number): Promi
   const sinkPort = nextPort++;
   const sink = startSink(sinkPort);
   await waitForPort(sinkPort);
-  const server = await start(system, dir, port, sinkPort);
+  const metricsPort = system === "carrier" ? nextPort++ : 0;
+  const server = await start(system, dir, port, sinkPort, [], metricsPort);
+  const heap = metricsPort ? new HeapSampler(metricsPort) : undefined;
   try {
     const memory = new MemorySampler(server.root);
     memory.start();
+    heap?.start();
     const cpu0 = await treeCpuSeconds(server.root);
     const probe: Probe = new LatencyProbe(port);
     probe.start();
@@ -147,6 +154,7 @@ async function runOnce(system: System, scenario: Scenario, index: number): Promi
     const e2eSeconds = (performance.now() - started) / 1000;
     const cpu = (await treeCpuSeconds(server.root)) - cpu0;
     await memory.stop();
+    heap?.stop();
     return {
       acceptRate: scenario.messages / source.seconds,
       e2eRate: scenario.messages / e2eSeconds,
@@ -155,6 +163,11 @@ async function runOnce(system: System, scenario: Scenario, index: number): Promi
       peakPssMiB: memory.peakPssKiB / 1024,
       p50: percentile(probe.samples, 50),
       p99: percentile(probe.samples, 99),
+      heap: heap && {
+        total: heap.peak.heapTotal / MiB,
+        used: heap.peak.heapUsed / MiB,
+        external: heap.peak.external / MiB,
+      },
     };
   } finally {
     await server.stop();
@@ -207,7 +220,11 @@ for (const scenario of scenarios) {
         `${scenario.key} ${system} run ${i + 1}: accept ${r.acceptRate.toFixed(0)}/s, ` +
           `e2e ${r.e2eRate.toFixed(0)}/s, cpu ${r.cpuMsPerMessage.toFixed(2)} ms/msg, ` +
           `rss ${r.peakRssMiB.toFixed(0)} MiB, pss ${r.peakPssMiB.toFixed(0)} MiB, ` +
-          `p50/p99 ${r.p50.toFixed(1)}/${r.p99.toFixed(1)} ms`,
+          `p50/p99 ${r.p50.toFixed(1)}/${r.p99.toFixed(1)} ms` +
+          (r.heap
+            ? `, heap ${r.heap.used.toFixed(0)}/${r.heap.total.toFixed(0)} MiB used/reserved, ` +
+              `external ${r.heap.external.toFixed(0)} MiB`
+            : ""),
       );
     }
   }

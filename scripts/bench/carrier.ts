@@ -13,12 +13,11 @@ export interface CarrierInstance {
   stop(): Promise<void>;
 }
 
-/** The `dev` task's argv, with `deno` replaced by this Deno. */
+/** The `dev` task's argv (`deno` there is this Deno). */
 export async function devCommand(): Promise<string[]> {
   const json = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
   const words = (json.tasks.dev as string).split(/\s+/);
-  if (words[0] !== "deno") throw new Error(`unexpected dev task: ${json.tasks.dev}`);
-  return [Deno.execPath(), ...words.slice(1)];
+  return words.map((w) => w === "deno" ? Deno.execPath() : w);
 }
 
 /** Starts Carrier on 127.0.0.1:`port` relaying to 127.0.0.1:`relayPort` (0 = hold mode). */
@@ -27,6 +26,7 @@ export async function startCarrier(
   port: number,
   relayPort: number,
   prefix: string[] = [],
+  metricsPort = 0,
 ): Promise<CarrierInstance> {
   await Deno.mkdir(dir, { recursive: true });
   const [cmd, ...args] = [...prefix, ...await devCommand()];
@@ -43,6 +43,7 @@ export async function startCarrier(
       "--max-connections-per-client",
       "200",
       ...(relayPort ? ["--upstream", `smtp://127.0.0.1:${relayPort}`] : []),
+      ...(metricsPort ? ["--metrics-listen", `127.0.0.1:${metricsPort}`] : []),
     ],
     cwd: new URL("../..", import.meta.url).pathname,
     stdin: "null",
@@ -68,4 +69,31 @@ export async function startCarrier(
       await pump;
     },
   };
+}
+
+/** Peaks of the server's own memory figures (Deno.memoryUsage via /metrics), in bytes. */
+export class HeapSampler {
+  peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 };
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(readonly port: number, readonly everyMs = 250) {}
+
+  start(): void {
+    this.#timer = setInterval(() => this.sample().catch(() => {}), this.everyMs);
+  }
+
+  async sample(): Promise<void> {
+    const text = await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
+    const get = (name: string) =>
+      Number(new RegExp(`^carrier_${name} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    const p = this.peak;
+    p.rss = Math.max(p.rss, get("memory_rss_bytes"));
+    p.heapTotal = Math.max(p.heapTotal, get("memory_heap_total_bytes"));
+    p.heapUsed = Math.max(p.heapUsed, get("memory_heap_used_bytes"));
+    p.external = Math.max(p.external, get("memory_external_bytes"));
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
 }

@@ -21,7 +21,20 @@ const HELP: Record<string, string> = {
   delivery_attempts_total: "Delivery attempts (one message on one connection)",
   upstream_errors_total: "Failures to connect, secure or log in to the upstream",
   queue_messages: "Messages in the queue",
+  memory_rss_bytes: "Resident memory of the process",
+  memory_heap_total_bytes: "JavaScript heap reserved (V8)",
+  memory_heap_used_bytes: "JavaScript heap in use (V8)",
+  memory_external_bytes: "Memory held outside the heap by JavaScript objects (buffers)",
 };
+
+/** Sets the memory gauges from the runtime (called when metrics are scraped). */
+export function sampleMemory(metrics: Metrics): void {
+  const m = Deno.memoryUsage();
+  metrics.set("memory_rss_bytes", m.rss);
+  metrics.set("memory_heap_total_bytes", m.heapTotal);
+  metrics.set("memory_heap_used_bytes", m.heapUsed);
+  metrics.set("memory_external_bytes", m.external);
+}
 
 /** A set of named counters and gauges. */
 export class Metrics {

@@ -5,7 +5,7 @@
 
 import type { ListenAddress } from "../config.ts";
 import type { Logger } from "./log.ts";
-import type { Metrics } from "./metrics.ts";
+import { type Metrics, sampleMemory } from "./metrics.ts";
 
 /** Starts the endpoint; the returned server is shut down on stop. */
 export function startMetricsServer(
@@ -23,6 +23,7 @@ export function startMetricsServer(
     if (path === "/healthz") return new Response("ok\n");
     if (path === "/metrics") {
       metrics.set("queue_messages", queueSize());
+      sampleMemory(metrics);
       return new Response(metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4" },
       });

@@ -8,6 +8,19 @@ import type { QueueRecord } from "./record.ts";
 import { encodeHeader } from "./record.ts";
 
 const WRITE_BUFFER = 128 * 1024;
+/** Write buffers kept for the next message (allocating one per message churns memory). */
+const spareBuffers: Uint8Array[] = [];
+const MAX_SPARE_BUFFERS = 32;
+
+function takeBuffer(): Uint8Array {
+  return spareBuffers.pop() ?? new Uint8Array(WRITE_BUFFER);
+}
+
+function giveBackBuffer(buffer: Uint8Array): void {
+  if (buffer.length === WRITE_BUFFER && spareBuffers.length < MAX_SPARE_BUFFERS) {
+    spareBuffers.push(buffer);
+  }
+}
 
 /** What the writer needs from the spool to publish a finished file. */
 export interface Publisher {
@@ -20,7 +33,7 @@ export interface Publisher {
 /** Writes one incoming message; nothing is visible in the queue until `commit`. */
 export class MessageWriter {
   #file: Deno.FsFile;
-  #buffer = new Uint8Array(WRITE_BUFFER);
+  #buffer = takeBuffer();
   #used = 0;
   #size = 0;
   #closed = false;
@@ -75,10 +88,17 @@ export class MessageWriter {
   /** Makes the message durable and visible: fdatasync, rename, then the shared directory fsync. */
   async commit(): Promise<void> {
     await this.#flush();
+    this.#release();
     await this.#file.syncData();
     this.#file.close();
     this.#closed = true;
     await this.publisher.publish(this.id, this.path);
+  }
+
+  /** Returns the write buffer for reuse; nothing more is written after this. */
+  #release(): void {
+    giveBackBuffer(this.#buffer);
+    this.#buffer = new Uint8Array(0);
   }
 
   /** Discards the message (client went away, too big, or a write failed). */
@@ -89,6 +109,7 @@ export class MessageWriter {
       return;
     }
     this.#closed = true;
+    this.#release();
     try {
       this.#file.close();
     } catch { /* already closed */ }

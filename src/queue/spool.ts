@@ -22,8 +22,8 @@ import {
   validateRecord,
 } from "./record.ts";
 
-/** Bytes read at once when a message is opened: the header and, for most messages, all of it. */
-const READ_AHEAD = 64 * 1024;
+/** Bytes read at once when a message is opened: the header and, for small messages, all of it. */
+const READ_AHEAD = 16 * 1024;
 
 /** Thrown for a queue id that is malformed or not in the queue. */
 export class UnknownMessageError extends Error {
