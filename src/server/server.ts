@@ -10,7 +10,6 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { type Config, formatAddress, type ListenAddress } from "../config.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import { isLoopbackAddress } from "../policy/networks.ts";
 import type { QueueRecord } from "../queue/record.ts";
 import type { Spool } from "../queue/spool.ts";
 import { encodeReplies, reply } from "../smtp/reply.ts";
@@ -18,6 +17,7 @@ import { Session, type SessionPolicy } from "../smtp/session.ts";
 import { type Authenticator, Connection } from "./connection.ts";
 import { ConnTransport } from "./transport.ts";
 import { settlesWithin, withTimeout } from "../deadline.ts";
+import { isLoopbackAddress } from "../ip.ts";
 
 /** Certificate and key in PEM, as read from the configured files. */
 export interface TlsMaterial {
