@@ -6,7 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { parseUpstreamUrl } from "./relay/upstream_url.ts";
+import { parseUpstreamUrl } from "./upstream_url.ts";
 
 /** A configuration problem; main prints its message and exits with code 2. */
 export class ConfigError extends Error {}

@@ -13,7 +13,7 @@ import {
   formatAddress,
   parseFlags,
 } from "./config.ts";
-import { parseUpstreamUrl, upstreamNetTarget } from "./relay/upstream_url.ts";
+import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
 
 /** Commands that run with different permissions. */
 export type Command = "serve" | "queue" | "users" | "check-config";

@@ -9,7 +9,7 @@ import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Spool } from "../queue/spool.ts";
 import { type UpstreamAuth, type UpstreamOptions, UpstreamSession } from "./upstream.ts";
-import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "./upstream_url.ts";
+import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "../upstream_url.ts";
 import { DeliveryWorker } from "./worker.ts";
 
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
