@@ -12,17 +12,11 @@ import type { Metrics } from "../ops/metrics.ts";
 import type { MessageWriter, Spool } from "../queue/spool.ts";
 import { newQueueId, newRecord, type QueueRecord } from "../queue/record.ts";
 import { DataReader } from "../smtp/data.ts";
+import type { DataResult, Effect, Envelope, Step } from "../smtp/envelope.ts";
 import { LineSplitter } from "../smtp/line_stream.ts";
 import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
-import {
-  type DataResult,
-  type Effect,
-  type Envelope,
-  MAX_COMMAND_LINE,
-  type Session,
-  type Step,
-} from "../smtp/session.ts";
+import { MAX_COMMAND_LINE, type Session } from "../smtp/session.ts";
 import type { Transport } from "./transport.ts";
 import { DeadlineError, withTimeout } from "../deadline.ts";
 

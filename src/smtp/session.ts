@@ -7,6 +7,7 @@
 
 import { AddressError, parseParams, parsePath } from "./address.ts";
 import type { Line } from "./line_stream.ts";
+import type { ClientInfo, DataResult, Envelope, Step } from "./envelope.ts";
 import { type Reply, reply } from "./reply.ts";
 
 /** The states of an SMTP session (DESIGN.md principle 1). */
@@ -18,14 +19,6 @@ export type SessionState =
   | "data"
   | "auth"
   | "closed";
-
-/** What the server knows about the connected client. */
-export interface ClientInfo {
-  address: string;
-  port: number;
-  /** True on an implicit-TLS listener or after STARTTLS. */
-  tls: boolean;
-}
 
 /** Facts the relay policy decides on, given at MAIL and RCPT time. */
 export interface PolicyContext {
@@ -58,39 +51,6 @@ export interface SessionOptions {
   authOnPlaintext: boolean;
   policy: SessionPolicy;
 }
-
-/** The envelope of a message whose data the server is about to read. */
-export interface Envelope {
-  sender: string;
-  recipients: string[];
-  smtputf8: boolean;
-  body: "7BIT" | "8BITMIME";
-  declaredSize?: number;
-  helo: string;
-  client: ClientInfo;
-  user?: string;
-  /** RFC 3848 "with" keyword: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
-  protocol: string;
-}
-
-/** Work the server must do for the session. */
-export type Effect =
-  | { kind: "close" }
-  | { kind: "starttls" }
-  | { kind: "data"; envelope: Envelope }
-  | { kind: "authenticate"; user: string; password: string };
-
-/** The outcome of one input: replies to send (in order) and an optional effect. */
-export interface Step {
-  replies: Reply[];
-  effect?: Effect;
-}
-
-/** How the reading of message data ended, as reported by the server. */
-export type DataResult =
-  | { kind: "stored"; id: string }
-  | { kind: "too-big" }
-  | { kind: "store-failed" };
 
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;

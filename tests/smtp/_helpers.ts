@@ -1,13 +1,8 @@
 /** Shared helpers for the tests of the pure protocol layer in src/smtp. */
 
 import type { Line } from "../../src/smtp/line_stream.ts";
-import {
-  type ClientInfo,
-  OPEN_POLICY,
-  Session,
-  type SessionOptions,
-  type Step,
-} from "../../src/smtp/session.ts";
+import type { ClientInfo, Step } from "../../src/smtp/envelope.ts";
+import { OPEN_POLICY, Session, type SessionOptions } from "../../src/smtp/session.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

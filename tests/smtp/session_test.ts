@@ -1,14 +1,12 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { LineSplitter } from "../../src/smtp/line_stream.ts";
 import { type Reply, reply } from "../../src/smtp/reply.ts";
+import type { DataResult, Envelope, Step } from "../../src/smtp/envelope.ts";
 import {
-  type DataResult,
-  type Envelope,
   MAX_COMMAND_LINE,
   type PolicyContext,
   type Session,
   type SessionPolicy,
-  type Step,
 } from "../../src/smtp/session.ts";
 import { codes, enc, send, session, validEnhanced } from "./_helpers.ts";
 
