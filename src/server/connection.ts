@@ -14,6 +14,7 @@ import { newQueueId, newRecord, type QueueRecord } from "../queue/record.ts";
 import { DataReader } from "../smtp/data.ts";
 import type { DataResult, Effect, Envelope, Step } from "../smtp/envelope.ts";
 import { LineSplitter } from "../smtp/line_stream.ts";
+import type { Authenticator } from "../smtp/policy.ts";
 import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
 import { MAX_COMMAND_LINE, type Session } from "../smtp/session.ts";
@@ -22,15 +23,6 @@ import { DeadlineError, withTimeout } from "../deadline.ts";
 
 /** Longest piece of a DATA line held in memory; longer lines are streamed in fragments. */
 const DATA_FRAGMENT = 64 * 1024;
-
-/** Checks AUTH credentials; may delay (throttling) and may refuse outright. */
-export interface Authenticator {
-  verify(
-    user: string,
-    password: string,
-    clientAddress: string,
-  ): Promise<"ok" | "failed" | "throttled">;
-}
 
 /** What a connection needs from the server around it. */
 export interface ConnectionDeps {

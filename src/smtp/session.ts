@@ -8,6 +8,7 @@
 import { AddressError, parseParams, parsePath } from "./address.ts";
 import type { Line } from "./line_stream.ts";
 import type { ClientInfo, DataResult, Envelope, Step } from "./envelope.ts";
+import type { SessionPolicy } from "./policy.ts";
 import { type Reply, reply } from "./reply.ts";
 
 /** The states of an SMTP session (DESIGN.md principle 1). */
@@ -19,22 +20,6 @@ export type SessionState =
   | "data"
   | "auth"
   | "closed";
-
-/** Facts the relay policy decides on, given at MAIL and RCPT time. */
-export interface PolicyContext {
-  client: ClientInfo;
-  /** The authenticated user, if any. */
-  user?: string;
-}
-
-/** Who may send what: checked at MAIL and RCPT; a reply means refusal. */
-export interface SessionPolicy {
-  mail(ctx: PolicyContext, sender: string): Reply | undefined;
-  rcpt(ctx: PolicyContext, recipient: string, sender: string): Reply | undefined;
-}
-
-/** A policy that refuses nothing (for tests of the protocol alone). */
-export const OPEN_POLICY: SessionPolicy = { mail: () => undefined, rcpt: () => undefined };
 
 /** Per-listener settings of a session. */
 export interface SessionOptions {

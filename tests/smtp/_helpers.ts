@@ -2,7 +2,8 @@
 
 import type { Line } from "../../src/smtp/line_stream.ts";
 import type { ClientInfo, Step } from "../../src/smtp/envelope.ts";
-import { OPEN_POLICY, Session, type SessionOptions } from "../../src/smtp/session.ts";
+import { OPEN_POLICY } from "../../src/smtp/policy.ts";
+import { Session, type SessionOptions } from "../../src/smtp/session.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -2,12 +2,8 @@ import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { LineSplitter } from "../../src/smtp/line_stream.ts";
 import { type Reply, reply } from "../../src/smtp/reply.ts";
 import type { DataResult, Envelope, Step } from "../../src/smtp/envelope.ts";
-import {
-  MAX_COMMAND_LINE,
-  type PolicyContext,
-  type Session,
-  type SessionPolicy,
-} from "../../src/smtp/session.ts";
+import type { PolicyContext, SessionPolicy } from "../../src/smtp/policy.ts";
+import { MAX_COMMAND_LINE, type Session } from "../../src/smtp/session.ts";
 import { codes, enc, send, session, validEnhanced } from "./_helpers.ts";
 
 const b64 = (text: string) => btoa(String.fromCharCode(...enc(text)));
