@@ -6,6 +6,7 @@
  */
 
 import { AddressError, parseParams, parsePath } from "./address.ts";
+import { AuthExchange, parseAuthCommand } from "./auth.ts";
 import type { Line } from "./line_stream.ts";
 import type { ClientInfo, DataResult, Envelope, Step } from "./envelope.ts";
 import type { SessionPolicy } from "./policy.ts";
@@ -61,7 +62,7 @@ export class Session {
   #smtputf8 = false;
   #body: "7BIT" | "8BITMIME" = "7BIT";
   #declaredSize: number | undefined;
-  #auth: { mechanism: "PLAIN" | "LOGIN"; user?: string } | undefined;
+  #auth: AuthExchange | undefined;
 
   constructor(readonly options: SessionOptions, client: ClientInfo) {
     this.#client = { ...client };
@@ -413,54 +414,27 @@ export class Session {
     if (this.#state !== "greeted") {
       return this.#fail(reply(503, "5.5.1", "Error: AUTH not allowed in a transaction"));
     }
-    const [mechanism = "", initial, extra] = args.trim().split(/ +/);
-    if (extra !== undefined) return this.#fail(reply(501, "5.5.4", "Syntax: AUTH mechanism"));
-    switch (mechanism.toUpperCase()) {
-      case "PLAIN":
-        this.#state = "auth";
-        this.#auth = { mechanism: "PLAIN" };
-        if (initial === undefined) return { replies: [reply(334, undefined, "")] };
-        return this.#authContinue(initial);
-      case "LOGIN":
-        this.#state = "auth";
-        this.#auth = { mechanism: "LOGIN" };
-        if (initial === undefined) return { replies: [reply(334, undefined, "VXNlcm5hbWU6")] };
-        return this.#authContinue(initial);
-      case "":
-        return this.#fail(reply(501, "5.5.4", "Syntax: AUTH mechanism"));
-      default:
-        return this.#fail(reply(504, "5.5.4", "Unrecognized authentication mechanism"));
-    }
+    const command = parseAuthCommand(args);
+    if ("error" in command) return this.#fail(command.error);
+    this.#state = "auth";
+    this.#auth = new AuthExchange(command.mechanism);
+    if (command.initial === undefined) return { replies: [this.#auth.challenge()] };
+    return this.#authContinue(command.initial);
   }
 
   #authContinue(text: string): Step {
-    const pending = this.#auth!;
-    if (text.trim() === "*") {
-      return this.#abandonAuth(reply(501, "5.0.0", "Authentication cancelled"));
+    const step = this.#auth!.respond(text);
+    switch (step.kind) {
+      case "challenge":
+        return { replies: [step.reply] };
+      case "verify":
+        return {
+          replies: [],
+          effect: { kind: "authenticate", user: step.user, password: step.password },
+        };
+      case "abandon":
+        return this.#abandonAuth(step.reply);
     }
-    const decoded = decodeBase64Utf8(text.trim() === "=" ? "" : text.trim());
-    if (decoded === undefined) {
-      return this.#abandonAuth(reply(501, "5.5.2", "Cannot decode response"));
-    }
-    if (pending.mechanism === "PLAIN") {
-      const parts = decoded.split("\0");
-      if (parts.length !== 3 || parts[1] === "" || (parts[0] !== "" && parts[0] !== parts[1])) {
-        return this.#abandonAuth(reply(501, "5.5.2", "Invalid PLAIN response"));
-      }
-      pending.user = parts[1];
-      return { replies: [], effect: { kind: "authenticate", user: parts[1], password: parts[2] } };
-    }
-    if (pending.user === undefined) {
-      if (decoded === "") {
-        return this.#abandonAuth(reply(501, "5.5.2", "Empty user name"));
-      }
-      pending.user = decoded;
-      return { replies: [reply(334, undefined, "UGFzc3dvcmQ6")] };
-    }
-    return {
-      replies: [],
-      effect: { kind: "authenticate", user: pending.user, password: decoded },
-    };
   }
 
   /** Ends an AUTH exchange with an error reply; the session is back to greeted. */
@@ -509,16 +483,5 @@ export class Session {
       };
     }
     return { replies: [r] };
-  }
-}
-
-function decodeBase64Utf8(text: string): string | undefined {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
-  try {
-    const binary = atob(text);
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    return decoder.decode(bytes);
-  } catch {
-    return undefined;
   }
 }
