@@ -7,6 +7,7 @@
 
 import { AddressError, parseParams, parsePath } from "./address.ts";
 import { AuthExchange, parseAuthCommand } from "./auth.ts";
+import { checkMailParams, decodeCommand, parseMailFrom, splitCommand } from "./command.ts";
 import type { Line } from "./line_stream.ts";
 import type { ClientInfo, DataResult, Envelope, Step } from "./envelope.ts";
 import type { SessionPolicy } from "./policy.ts";
@@ -40,8 +41,6 @@ export interface SessionOptions {
 
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;
-
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 const HELP_TEXT = [
   "Carrier SMTP relay. Commands:",
@@ -108,20 +107,11 @@ export class Session {
       const tooLong = reply(500, "5.5.6", "Line too long");
       return this.#state === "auth" ? this.#abandonAuth(tooLong) : this.#fail(tooLong);
     }
-    let text: string;
-    try {
-      text = decoder.decode(line.bytes);
-    } catch {
-      return this.#fail(reply(500, "5.5.2", "Invalid UTF-8 in command"));
-    }
-    // deno-lint-ignore no-control-regex
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(text)) {
-      return this.#fail(reply(500, "5.5.2", "Control characters in command"));
-    }
+    const decoded = decodeCommand(line.bytes);
+    if ("error" in decoded) return this.#fail(decoded.error);
+    const text = decoded.text;
     if (this.#state === "auth") return this.#authContinue(text);
-    const space = text.indexOf(" ");
-    const verb = (space === -1 ? text : text.slice(0, space)).toUpperCase();
-    const args = space === -1 ? "" : text.slice(space + 1);
+    const { verb, args } = splitCommand(text);
     switch (verb) {
       case "EHLO":
         return this.#hello(args, true);
@@ -263,75 +253,24 @@ export class Session {
     }
     const match = /^FROM:/i.exec(args);
     if (!match) return this.#fail(reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
-    const rest = args.slice(match[0].length);
-    let params;
-    let smtputf8 = false;
+    let from;
     try {
-      // Parameters are parsed first: SMTPUTF8 decides whether the path may be UTF-8.
-      const pre = parsePath(rest, { allowNull: true, utf8: true });
-      params = parseParams(pre.rest);
-      smtputf8 = params.some((p) => p.keyword === "SMTPUTF8");
+      from = parseMailFrom(args.slice(match[0].length));
     } catch (e) {
       return this.#addressFailure(e);
     }
-    let path;
-    try {
-      path = parsePath(rest, { allowNull: true, utf8: smtputf8 });
-    } catch (e) {
-      return this.#addressFailure(e);
-    }
-    let body: "7BIT" | "8BITMIME" = "7BIT";
-    let size: number | undefined;
-    const seen = new Set<string>();
-    for (const p of params) {
-      if (seen.has(p.keyword)) {
-        return this.#fail(reply(501, "5.5.4", `Syntax: duplicate ${p.keyword} parameter`));
-      }
-      seen.add(p.keyword);
-      if (!this.#esmtp) {
-        return this.#fail(reply(555, "5.5.4", "Parameters need EHLO"));
-      }
-      switch (p.keyword) {
-        case "SIZE":
-          if (!p.value || !/^\d{1,20}$/.test(p.value)) {
-            return this.#fail(reply(501, "5.5.4", "Syntax: SIZE=<number>"));
-          }
-          size = Number(p.value);
-          if (size > this.options.maxMessageSize) {
-            return this.#fail(
-              reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
-            );
-          }
-          break;
-        case "BODY": {
-          const value = p.value?.toUpperCase();
-          if (value !== "7BIT" && value !== "8BITMIME") {
-            return this.#fail(reply(555, "5.5.4", "Unsupported BODY parameter value"));
-          }
-          body = value;
-          break;
-        }
-        case "SMTPUTF8":
-          if (p.value !== undefined) {
-            return this.#fail(reply(555, "5.5.4", "SMTPUTF8 takes no value"));
-          }
-          break;
-        case "AUTH":
-          // RFC 4954 §5: accepted and not trusted; we do not pass identities on.
-          if (!this.#authOffered()) {
-            return this.#fail(reply(555, "5.5.4", "Unsupported parameter AUTH"));
-          }
-          break;
-        default:
-          return this.#fail(reply(555, "5.5.4", `Unsupported parameter ${p.keyword}`));
-      }
-    }
-    const refusal = this.options.policy.mail(this.#policyContext(), path.address);
+    const checked = checkMailParams(from.params, {
+      esmtp: this.#esmtp,
+      maxMessageSize: this.options.maxMessageSize,
+      authOffered: this.#authOffered(),
+    });
+    if ("error" in checked) return this.#fail(checked.error);
+    const refusal = this.options.policy.mail(this.#policyContext(), from.address);
     if (refusal) return this.#fail(refusal);
-    this.#sender = path.address;
-    this.#smtputf8 = smtputf8;
-    this.#body = body;
-    this.#declaredSize = size;
+    this.#sender = from.address;
+    this.#smtputf8 = from.smtputf8;
+    this.#body = checked.body;
+    this.#declaredSize = checked.declaredSize;
     this.#recipients = [];
     this.#state = "mail";
     return this.#ok(reply(250, "2.1.0", "Ok"));
