@@ -5,14 +5,10 @@
  */
 
 import { dirname, resolve } from "node:path";
-import {
-  buildConfig,
-  type Config,
-  configFlags,
-  ENV_VARS,
-  formatAddress,
-  parseFlags,
-} from "./config.ts";
+import { buildConfig, ENV_VARS } from "./config/build.ts";
+import { configFlags, parseFlags } from "./config/flags.ts";
+import type { Config } from "./config/schema.ts";
+import { formatAddress } from "./config/units.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
 
 /** Commands that run with different permissions. */

@@ -4,7 +4,8 @@
  * accounts) and the retry policy. No upstream configured means hold mode.
  */
 
-import { type Config, ConfigError } from "../config.ts";
+import { ConfigError } from "../config/error.ts";
+import type { Config } from "../config/schema.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Spool } from "../queue/spool.ts";

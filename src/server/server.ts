@@ -7,7 +7,8 @@
 
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
-import { type Config, formatAddress, type ListenAddress } from "../config.ts";
+import type { Config } from "../config/schema.ts";
+import { formatAddress, type ListenAddress } from "../config/units.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { QueueRecord } from "../queue/record.ts";
