@@ -2,7 +2,7 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import type { Line } from "../../src/smtp/line_stream.ts";
-import { type Reply, reply } from "../../src/smtp/reply.ts";
+import { formatReply, type Reply, reply } from "../../src/smtp/reply.ts";
 import type { ClientInfo, Envelope, Step } from "../../src/smtp/envelope.ts";
 import { OPEN_POLICY, type PolicyContext, type SessionPolicy } from "../../src/smtp/policy.ts";
 import { Session, type SessionOptions } from "../../src/smtp/session.ts";
@@ -116,4 +116,61 @@ export function refusingPolicy() {
     },
   };
   return { policy, calls };
+}
+
+/**
+ * Plays an SMTP transcript against a session, so a test reads like the wire. `C: text`
+ * sends a command line; the `S:` lines after it are the replies it must get, in order and
+ * no more (none for a command that only yields an effect). `S:` lines before the first
+ * `C:` are the greeting. A reply written out in full (`S: 250 2.1.0 Ok`, or `S: 250-...`
+ * continuation lines then the last line) must be exactly what the server writes; the
+ * short forms `S: 250` and `S: 250 2.1.0` check the code and the enhanced code only (none
+ * given means the reply has none). Returns the step of each `C:` line.
+ */
+export function transcript(s: Session, script: readonly string[]): Step[] {
+  const steps: Step[] = [];
+  let i = 0;
+  /** The S: lines up to the next C:, grouped into replies (continuation lines end in "-"). */
+  const expected = (): string[][] => {
+    const replies: string[][] = [];
+    let group: string[] = [];
+    while (i < script.length && script[i].startsWith("S: ")) {
+      const text = script[i++].slice(3);
+      group.push(text);
+      if (!/^\d{3}-/.test(text)) {
+        replies.push(group);
+        group = [];
+      }
+    }
+    if (group.length > 0) throw new Error(`transcript: "S: ${group.at(-1)}" continues nothing`);
+    return replies;
+  };
+  const check = (command: string, replies: readonly Reply[], wanted: string[][]) => {
+    strictEqual(
+      replies.length,
+      wanted.length,
+      `${command}: ${wanted.length} replies expected, got ${JSON.stringify(replies)}`,
+    );
+    wanted.forEach((lines, k) => {
+      const r = replies[k];
+      const where = `${command} -> "S: ${lines.join(" | ")}", got ${JSON.stringify(r)}`;
+      const short = /^(\d{3})(?: ([245]\.\d{1,3}\.\d{1,3}))?$/.exec(lines[0]);
+      if (lines.length === 1 && short) {
+        strictEqual(r.code, Number(short[1]), where);
+        strictEqual(r.enhanced, short[2], where);
+      } else {
+        strictEqual(formatReply(r), lines.map((l) => `${l}\r\n`).join(""), where);
+      }
+    });
+  };
+  const greeting = expected();
+  if (greeting.length > 0) check("greeting", [s.greeting()], greeting);
+  while (i < script.length) {
+    const line = script[i++];
+    if (!line.startsWith("C: ")) throw new Error(`transcript: expected "C: ...", got "${line}"`);
+    const step = send(s, line.slice(3));
+    check(line, step.replies, expected());
+    steps.push(step);
+  }
+  return steps;
 }

@@ -5,7 +5,7 @@
 
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { reply } from "../../src/smtp/reply.ts";
-import { dataEnvelope, enc, expectReply, ok2xx, send, session } from "./_helpers.ts";
+import { dataEnvelope, enc, expectReply, ok2xx, send, session, transcript } from "./_helpers.ts";
 
 Deno.test("Session: greeting is 220 without an enhanced code", () => {
   const s = session();
@@ -71,36 +71,65 @@ Deno.test("Session: EHLO/HELO need exactly one name", () => {
 
 Deno.test("Session: MAIL before EHLO is 503", () => {
   const s = session();
-  expectReply(send(s, "MAIL FROM:<a@b.c>"), 503, "5.5.1", /HELO\/EHLO first/);
+  transcript(s, [
+    "S: 220 mx.test ESMTP Carrier",
+    "C: MAIL FROM:<a@b.c>",
+    "S: 503 5.5.1 Error: send HELO/EHLO first",
+  ]);
   strictEqual(s.state, "connected");
 });
 
 Deno.test("Session: nested MAIL is 503", () => {
   const s = session();
-  ok2xx(s, "EHLO c", "MAIL FROM:<a@b.c>");
-  expectReply(send(s, "MAIL FROM:<x@y.z>"), 503, "5.5.1", /nested/);
-  ok2xx(s, "RCPT TO:<d@e.f>");
-  expectReply(send(s, "MAIL FROM:<x@y.z>"), 503, "5.5.1", /nested/);
-  strictEqual(dataEnvelope(send(s, "DATA")).sender, "a@b.c");
+  const steps = transcript(s, [
+    "C: EHLO c",
+    "S: 250",
+    "C: MAIL FROM:<a@b.c>",
+    "S: 250 2.1.0 Ok",
+    "C: MAIL FROM:<x@y.z>",
+    "S: 503 5.5.1 Error: nested MAIL command",
+    "C: RCPT TO:<d@e.f>",
+    "S: 250 2.1.5 Ok",
+    "C: MAIL FROM:<x@y.z>",
+    "S: 503 5.5.1 Error: nested MAIL command",
+    "C: DATA",
+    "S: 354 End data with <CR><LF>.<CR><LF>",
+  ]);
+  strictEqual(dataEnvelope(steps[5]).sender, "a@b.c");
 });
 
 Deno.test("Session: RCPT before MAIL is 503", () => {
-  const s = session();
-  expectReply(send(s, "RCPT TO:<d@e.f>"), 503, "5.5.1", /need MAIL/);
-  ok2xx(s, "EHLO c");
-  expectReply(send(s, "RCPT TO:<d@e.f>"), 503, "5.5.1", /need MAIL/);
+  transcript(session(), [
+    "C: RCPT TO:<d@e.f>",
+    "S: 503 5.5.1 Error: need MAIL command",
+    "C: EHLO c",
+    "S: 250",
+    "C: RCPT TO:<d@e.f>",
+    "S: 503 5.5.1 Error: need MAIL command",
+  ]);
 });
 
 Deno.test("Session: DATA before RCPT is 503, after MAIL without recipients 554", () => {
   const s = session();
-  expectReply(send(s, "DATA"), 503, "5.5.1", /need RCPT/);
-  ok2xx(s, "EHLO c");
-  expectReply(send(s, "DATA"), 503, "5.5.1", /need RCPT/);
-  ok2xx(s, "MAIL FROM:<a@b.c>");
-  expectReply(send(s, "DATA"), 554, "5.5.1", /no valid recipients/);
+  transcript(s, [
+    "C: DATA",
+    "S: 503 5.5.1 Error: need RCPT command",
+    "C: EHLO c",
+    "S: 250",
+    "C: DATA",
+    "S: 503 5.5.1 Error: need RCPT command",
+    "C: MAIL FROM:<a@b.c>",
+    "S: 250 2.1.0 Ok",
+    "C: DATA",
+    "S: 554 5.5.1 Error: no valid recipients",
+  ]);
   strictEqual(s.state, "mail");
-  ok2xx(s, "RCPT TO:<d@e.f>");
-  expectReply(send(s, "DATA extra"), 501, "5.5.4", /Syntax: DATA/);
+  transcript(s, [
+    "C: RCPT TO:<d@e.f>",
+    "S: 250 2.1.5 Ok",
+    "C: DATA extra",
+    "S: 501 5.5.4 Syntax: DATA",
+  ]);
   strictEqual(s.state, "rcpt");
 });
 
@@ -197,17 +226,33 @@ Deno.test("Session: verbs and FROM:/TO: are case-insensitive", () => {
 
 Deno.test("Session: RSET resets the transaction", () => {
   const s = session();
-  expectReply(send(s, "RSET"), 250, "2.0.0");
+  transcript(s, ["C: RSET", "S: 250 2.0.0 Ok"]);
   strictEqual(s.state, "connected", "RSET does not greet");
-  ok2xx(s, "EHLO c", "MAIL FROM:<a@b.c>", "RCPT TO:<d@e.f>");
-  expectReply(send(s, "RSET"), 250, "2.0.0", /Ok/);
+  transcript(s, [
+    "C: EHLO c",
+    "S: 250",
+    "C: MAIL FROM:<a@b.c>",
+    "S: 250 2.1.0 Ok",
+    "C: RCPT TO:<d@e.f>",
+    "S: 250 2.1.5 Ok",
+    "C: RSET",
+    "S: 250 2.0.0 Ok",
+  ]);
   strictEqual(s.state, "greeted");
-  expectReply(send(s, "DATA"), 503, "5.5.1");
-  ok2xx(s, "MAIL FROM:<x@y.z>", "RCPT TO:<r@s.t>");
-  const envelope = dataEnvelope(send(s, "DATA"));
+  const steps = transcript(s, [
+    "C: DATA",
+    "S: 503 5.5.1 Error: need RCPT command",
+    "C: MAIL FROM:<x@y.z>",
+    "S: 250 2.1.0 Ok",
+    "C: RCPT TO:<r@s.t>",
+    "S: 250 2.1.5 Ok",
+    "C: DATA",
+    "S: 354 End data with <CR><LF>.<CR><LF>",
+  ]);
+  const envelope = dataEnvelope(steps[3]);
   deepStrictEqual([envelope.sender, envelope.recipients], ["x@y.z", ["r@s.t"]]);
   s.dataFinished({ kind: "stored", id: "1" });
-  expectReply(send(s, "RSET now"), 501, "5.5.4", /Syntax: RSET/);
+  transcript(s, ["C: RSET now", "S: 501 5.5.4 Syntax: RSET"]);
 });
 
 Deno.test("Session: a new EHLO resets the transaction", () => {
