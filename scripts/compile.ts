@@ -7,7 +7,8 @@
  * `--dry-run` prints the deno compile command without running it.
  */
 
-import { buildConfig, configFlags, parseFlags } from "../src/config.ts";
+import { buildConfig } from "../src/config/build.ts";
+import { configFlags, parseFlags } from "../src/config/flags.ts";
 import { binaryFlags, releaseFlags } from "../src/permissions.ts";
 
 const args = [...Deno.args];

@@ -1,8 +1,17 @@
 /**
  * IPv4 and IPv6 address text (RFC 4291 §2.2, dotted quads without leading zeros):
  * parsing to numbers and the canonical text form (RFC 5952). Shared by the relay
- * networks, the upstream URL and SMTP address literals.
+ * networks, the upstream URL, the server and SMTP address literals.
  */
+
+/** `::ffff:0:0/96`: where IPv4 addresses live in the 128-bit space. */
+const V4_MAPPED_PREFIX = 0xffffn << 32n;
+
+/** An IPv4 or IPv6 address as a 128-bit number (IPv4 in the IPv4-mapped range). */
+export interface ParsedAddress {
+  value: bigint;
+  v4: boolean;
+}
 
 /** Parses dotted-quad IPv4; returns a reason string on error. */
 export function parseIPv4(text: string): number | string {
@@ -105,4 +114,33 @@ export function isIPv4(text: string): boolean {
 /** True for an IPv6 address (no brackets, no zone id). */
 export function isIPv6(text: string): boolean {
   return text.includes(":") && typeof parseIPv6(text) === "bigint";
+}
+
+/**
+ * Parses an IPv4 or IPv6 address into the 128-bit space, tolerating `[...]` brackets and a
+ * `%zone` suffix, so `::ffff:127.0.0.1` and `127.0.0.1` compare equal. A reason string on error.
+ */
+export function parseIpAddress(input: string): ParsedAddress | string {
+  let text = input.trim();
+  if (text.startsWith("[") && text.endsWith("]")) text = text.slice(1, -1);
+  if (text === "") return "empty address";
+  if (text.includes(":")) {
+    const zone = text.indexOf("%");
+    if (zone >= 0) text = text.slice(0, zone);
+    const value = parseIPv6(text);
+    return typeof value === "string" ? value : { value, v4: false };
+  }
+  if (text.includes("%")) return "a zone id is allowed only on IPv6 addresses";
+  const v4 = parseIPv4(text);
+  return typeof v4 === "string" ? v4 : { value: V4_MAPPED_PREFIX | BigInt(v4), v4: true };
+}
+
+/** `::ffff:127.0.0.0` shifted right by 24: the IPv4-mapped `127.0.0.0/8` prefix. */
+const V4_LOOPBACK_PREFIX = (V4_MAPPED_PREFIX | (127n << 24n)) >> 24n;
+
+/** True for loopback clients (`127.0.0.0/8`, `::1`, `::ffff:127.x.x.x`): the safe default for relaying. */
+export function isLoopbackAddress(address: string): boolean {
+  const parsed = parseIpAddress(address);
+  if (typeof parsed === "string") return false;
+  return parsed.value === 1n || parsed.value >> 24n === V4_LOOPBACK_PREFIX;
 }

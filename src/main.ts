@@ -4,7 +4,10 @@
  * prints the flag it needs instead of a stack trace.
  */
 
-import { buildConfig, type Config, ConfigError, configFlags, parseFlags } from "./config.ts";
+import { buildConfig } from "./config/build.ts";
+import { ConfigError } from "./config/error.ts";
+import { configFlags, parseFlags } from "./config/flags.ts";
+import type { Config } from "./config/schema.ts";
 import { runQueueCommand } from "./queue/queue_command.ts";
 import { runServe } from "./serve.ts";
 import { runUsersCommand } from "./policy/users_command.ts";

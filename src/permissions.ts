@@ -5,15 +5,11 @@
  */
 
 import { dirname, resolve } from "node:path";
-import {
-  buildConfig,
-  type Config,
-  configFlags,
-  ENV_VARS,
-  formatAddress,
-  parseFlags,
-} from "./config.ts";
-import { parseUpstreamUrl, upstreamNetTarget } from "./relay/upstream_url.ts";
+import { buildConfig, ENV_VARS } from "./config/build.ts";
+import { configFlags, parseFlags } from "./config/flags.ts";
+import type { Config } from "./config/schema.ts";
+import { formatAddress } from "./config/units.ts";
+import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
 
 /** Commands that run with different permissions. */
 export type Command = "serve" | "queue" | "users" | "check-config";

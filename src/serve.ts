@@ -4,8 +4,9 @@
  * SIGTERM stop gracefully, SIGHUP reloads certificates and users).
  */
 
-import type { Config } from "./config.ts";
-import { ConfigError, formatAddress } from "./config.ts";
+import { ConfigError } from "./config/error.ts";
+import type { Config } from "./config/schema.ts";
+import { formatAddress } from "./config/units.ts";
 import { errorMessage, Logger } from "./ops/log.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { startMetricsServer } from "./ops/metrics_server.ts";

@@ -1,6 +1,8 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { resolve } from "node:path";
-import { buildConfig, type Config, configFlags, ENV_VARS, parseFlags } from "../src/config.ts";
+import { buildConfig, ENV_VARS } from "../src/config/build.ts";
+import { configFlags, parseFlags } from "../src/config/flags.ts";
+import type { Config } from "../src/config/schema.ts";
 import {
   binaryFlags,
   OAUTH2_TOKEN_HOST,

@@ -3,7 +3,7 @@
  * `/metrics` in the Prometheus text format. Off unless --metrics-listen is set.
  */
 
-import type { ListenAddress } from "../config.ts";
+import type { ListenAddress } from "../config/units.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, sampleMemory } from "./metrics.ts";
 

@@ -3,7 +3,7 @@
  * address so that guessing passwords is slow and then stopped.
  */
 
-import type { Authenticator } from "../server/connection.ts";
+import type { Authenticator } from "../smtp/policy.ts";
 import { FailureThrottle } from "./rate_limit.ts";
 import type { UserDb } from "./users.ts";
 

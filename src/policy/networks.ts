@@ -6,18 +6,12 @@
  * matches `127.0.0.0/8` with no special case.
  */
 
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../ip.ts";
+import { formatIPv4, formatIPv6, parseIpAddress } from "../ip.ts";
 
 /** The networks of the loopback interface: the default relay network. */
 export const LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128";
 
-const V4_MAPPED_PREFIX = 0xffffn << 32n;
 const ALL_ONES = (1n << 128n) - 1n;
-
-interface ParsedAddress {
-  value: bigint;
-  v4: boolean;
-}
 
 interface Network {
   /** Network address (host bits cleared) in the 128-bit space. */
@@ -26,22 +20,6 @@ interface Network {
   /** Prefix length in the entry's own family (0-32 for IPv4, 0-128 for IPv6). */
   prefix: number;
   v4: boolean;
-}
-
-/** Parses an IPv4 or IPv6 address, tolerating `[...]` brackets and a `%zone` suffix. */
-function parseAddress(input: string): ParsedAddress | string {
-  let text = input.trim();
-  if (text.startsWith("[") && text.endsWith("]")) text = text.slice(1, -1);
-  if (text === "") return "empty address";
-  if (text.includes(":")) {
-    const zone = text.indexOf("%");
-    if (zone >= 0) text = text.slice(0, zone);
-    const value = parseIPv6(text);
-    return typeof value === "string" ? value : { value, v4: false };
-  }
-  if (text.includes("%")) return "a zone id is allowed only on IPv6 addresses";
-  const v4 = parseIPv4(text);
-  return typeof v4 === "string" ? v4 : { value: V4_MAPPED_PREFIX | BigInt(v4), v4: true };
 }
 
 function maskFor(prefix128: number): bigint {
@@ -54,7 +32,7 @@ function parseNetwork(entry: string): Network {
   };
   const slash = entry.indexOf("/");
   const addressText = slash >= 0 ? entry.slice(0, slash) : entry;
-  const address = parseAddress(addressText);
+  const address = parseIpAddress(addressText);
   if (typeof address === "string") return fail(address);
   const max = address.v4 ? 32 : 128;
   let prefix = max;
@@ -103,7 +81,7 @@ export class NetworkList {
 
   /** True when `address` (IPv4, IPv6, IPv4-mapped, `%zone` allowed) is in a listed network; false for unparseable input. */
   contains(address: string): boolean {
-    const parsed = parseAddress(address);
+    const parsed = parseIpAddress(address);
     if (typeof parsed === "string") return false;
     return this.#networks.some((n) => (parsed.value & n.mask) === n.base);
   }
@@ -112,11 +90,4 @@ export class NetworkList {
   toString(): string {
     return this.#networks.map(formatNetwork).join(",");
   }
-}
-
-const LOOPBACK = NetworkList.parse(LOOPBACK_NETWORKS);
-
-/** True for loopback clients (`127.0.0.0/8`, `::1`, `::ffff:127.x.x.x`): the safe default for relaying. */
-export function isLoopbackAddress(address: string): boolean {
-  return LOOPBACK.contains(address);
 }

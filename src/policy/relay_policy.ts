@@ -7,7 +7,7 @@
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { type Reply, reply } from "../smtp/reply.ts";
-import type { PolicyContext, SessionPolicy } from "../smtp/session.ts";
+import type { PolicyContext, SessionPolicy } from "../smtp/policy.ts";
 import type { NetworkList } from "./networks.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { type AddressRules, recipientAllowed, senderAllowed } from "./rules.ts";

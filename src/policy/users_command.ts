@@ -3,7 +3,8 @@
  * reading the password from standard input so it never appears in a process list.
  */
 
-import { type Config, ConfigError } from "../config.ts";
+import { ConfigError } from "../config/error.ts";
+import type { Config } from "../config/schema.ts";
 import { addUser } from "./users.ts";
 
 /** Runs a `users` subcommand; returns the exit code. */

@@ -5,7 +5,8 @@
  */
 
 import { join } from "node:path";
-import { type Config, ConfigError } from "../config.ts";
+import { ConfigError } from "../config/error.ts";
+import type { Config } from "../config/schema.ts";
 import type { QueueRecord } from "./record.ts";
 import { messageStream, pathExists, Spool, UnknownMessageError } from "./spool.ts";
 

@@ -14,7 +14,7 @@ import type tls from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
 import XOAuth2 from "nodemailer/lib/xoauth2/index.js";
 import { DenoSocket } from "./deno_socket.ts";
-import { type UpstreamConfig, upstreamNetTarget } from "./upstream_url.ts";
+import { type UpstreamConfig, upstreamNetTarget } from "../upstream_url.ts";
 
 /** Credentials for the smarthost: a password (PLAIN/LOGIN) or an OAuth2 refresh token. */
 export type UpstreamAuth =

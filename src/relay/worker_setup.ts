@@ -4,12 +4,13 @@
  * accounts) and the retry policy. No upstream configured means hold mode.
  */
 
-import { type Config, ConfigError } from "../config.ts";
+import { ConfigError } from "../config/error.ts";
+import type { Config } from "../config/schema.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Spool } from "../queue/spool.ts";
 import { type UpstreamAuth, type UpstreamOptions, UpstreamSession } from "./upstream.ts";
-import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "./upstream_url.ts";
+import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "../upstream_url.ts";
 import { DeliveryWorker } from "./worker.ts";
 
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */

@@ -13,28 +13,14 @@ import type { MessageWriter } from "../queue/message_writer.ts";
 import type { QueueRecord } from "../queue/record.ts";
 import type { Spool } from "../queue/spool.ts";
 import { DataScanner } from "../smtp/data.ts";
+import type { DataResult, Effect, Envelope, Step } from "../smtp/envelope.ts";
 import { type Line, LineSplitter } from "../smtp/line_stream.ts";
+import type { Authenticator } from "../smtp/policy.ts";
 import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
-import {
-  type DataResult,
-  type Effect,
-  type Envelope,
-  MAX_COMMAND_LINE,
-  type Session,
-  type Step,
-} from "../smtp/session.ts";
+import { MAX_COMMAND_LINE, type Session } from "../smtp/session.ts";
 import type { Transport } from "./transport.ts";
 import { IoTimeoutError, Watchdog } from "./watchdog.ts";
-
-/** Checks AUTH credentials; may delay (throttling) and may refuse outright. */
-export interface Authenticator {
-  verify(
-    user: string,
-    password: string,
-    clientAddress: string,
-  ): Promise<"ok" | "failed" | "throttled">;
-}
 
 /** What a connection needs from the server around it. */
 export interface ConnectionDeps {

@@ -7,17 +7,19 @@
 
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
-import { type Config, formatAddress, type ListenAddress } from "../config.ts";
+import type { Config } from "../config/schema.ts";
+import { formatAddress, type ListenAddress } from "../config/units.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import { isLoopbackAddress } from "../policy/networks.ts";
 import type { QueueRecord } from "../queue/record.ts";
 import type { Spool } from "../queue/spool.ts";
 import { encodeReplies, reply } from "../smtp/reply.ts";
-import { Session, type SessionPolicy } from "../smtp/session.ts";
-import { type Authenticator, Connection } from "./connection.ts";
+import type { Authenticator, SessionPolicy } from "../smtp/policy.ts";
+import { Session } from "../smtp/session.ts";
+import { Connection } from "./connection.ts";
 import { ConnTransport } from "./transport.ts";
 import { settlesWithin, withTimeout } from "../deadline.ts";
+import { isLoopbackAddress } from "../ip.ts";
 
 /** Certificate and key in PEM, as read from the configured files. */
 export interface TlsMaterial {

@@ -3,7 +3,7 @@
  * "with" keywords from RFC 3848), so a recipient can see the hop through us.
  */
 
-import type { Envelope } from "./session.ts";
+import type { Envelope } from "./envelope.ts";
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

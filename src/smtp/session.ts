@@ -6,7 +6,11 @@
  */
 
 import { AddressError, parseParams, parsePath } from "./address.ts";
+import { AuthExchange, parseAuthCommand } from "./auth.ts";
+import { checkMailParams, decodeCommand, parseMailFrom, splitCommand } from "./command.ts";
 import type { Line } from "./line_stream.ts";
+import type { ClientInfo, DataResult, Envelope, Step } from "./envelope.ts";
+import type { SessionPolicy } from "./policy.ts";
 import { type Reply, reply } from "./reply.ts";
 
 /** The states of an SMTP session (DESIGN.md principle 1). */
@@ -18,30 +22,6 @@ export type SessionState =
   | "data"
   | "auth"
   | "closed";
-
-/** What the server knows about the connected client. */
-export interface ClientInfo {
-  address: string;
-  port: number;
-  /** True on an implicit-TLS listener or after STARTTLS. */
-  tls: boolean;
-}
-
-/** Facts the relay policy decides on, given at MAIL and RCPT time. */
-export interface PolicyContext {
-  client: ClientInfo;
-  /** The authenticated user, if any. */
-  user?: string;
-}
-
-/** Who may send what: checked at MAIL and RCPT; a reply means refusal. */
-export interface SessionPolicy {
-  mail(ctx: PolicyContext, sender: string): Reply | undefined;
-  rcpt(ctx: PolicyContext, recipient: string, sender: string): Reply | undefined;
-}
-
-/** A policy that refuses nothing (for tests of the protocol alone). */
-export const OPEN_POLICY: SessionPolicy = { mail: () => undefined, rcpt: () => undefined };
 
 /** Per-listener settings of a session. */
 export interface SessionOptions {
@@ -59,43 +39,8 @@ export interface SessionOptions {
   policy: SessionPolicy;
 }
 
-/** The envelope of a message whose data the server is about to read. */
-export interface Envelope {
-  sender: string;
-  recipients: string[];
-  smtputf8: boolean;
-  body: "7BIT" | "8BITMIME";
-  declaredSize?: number;
-  helo: string;
-  client: ClientInfo;
-  user?: string;
-  /** RFC 3848 "with" keyword: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
-  protocol: string;
-}
-
-/** Work the server must do for the session. */
-export type Effect =
-  | { kind: "close" }
-  | { kind: "starttls" }
-  | { kind: "data"; envelope: Envelope }
-  | { kind: "authenticate"; user: string; password: string };
-
-/** The outcome of one input: replies to send (in order) and an optional effect. */
-export interface Step {
-  replies: Reply[];
-  effect?: Effect;
-}
-
-/** How the reading of message data ended, as reported by the server. */
-export type DataResult =
-  | { kind: "stored"; id: string }
-  | { kind: "too-big" }
-  | { kind: "store-failed" };
-
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;
-
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 const HELP_TEXT = [
   "Carrier SMTP relay. Commands:",
@@ -116,7 +61,7 @@ export class Session {
   #smtputf8 = false;
   #body: "7BIT" | "8BITMIME" = "7BIT";
   #declaredSize: number | undefined;
-  #auth: { mechanism: "PLAIN" | "LOGIN"; user?: string } | undefined;
+  #auth: AuthExchange | undefined;
 
   constructor(readonly options: SessionOptions, client: ClientInfo) {
     this.#client = { ...client };
@@ -162,20 +107,11 @@ export class Session {
       const tooLong = reply(500, "5.5.6", "Line too long");
       return this.#state === "auth" ? this.#abandonAuth(tooLong) : this.#fail(tooLong);
     }
-    let text: string;
-    try {
-      text = decoder.decode(line.bytes);
-    } catch {
-      return this.#fail(reply(500, "5.5.2", "Invalid UTF-8 in command"));
-    }
-    // deno-lint-ignore no-control-regex
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(text)) {
-      return this.#fail(reply(500, "5.5.2", "Control characters in command"));
-    }
+    const decoded = decodeCommand(line.bytes);
+    if ("error" in decoded) return this.#fail(decoded.error);
+    const text = decoded.text;
     if (this.#state === "auth") return this.#authContinue(text);
-    const space = text.indexOf(" ");
-    const verb = (space === -1 ? text : text.slice(0, space)).toUpperCase();
-    const args = space === -1 ? "" : text.slice(space + 1);
+    const { verb, args } = splitCommand(text);
     switch (verb) {
       case "EHLO":
         return this.#hello(args, true);
@@ -317,75 +253,24 @@ export class Session {
     }
     const match = /^FROM:/i.exec(args);
     if (!match) return this.#fail(reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
-    const rest = args.slice(match[0].length);
-    let params;
-    let smtputf8 = false;
+    let from;
     try {
-      // Parameters are parsed first: SMTPUTF8 decides whether the path may be UTF-8.
-      const pre = parsePath(rest, { allowNull: true, utf8: true });
-      params = parseParams(pre.rest);
-      smtputf8 = params.some((p) => p.keyword === "SMTPUTF8");
+      from = parseMailFrom(args.slice(match[0].length));
     } catch (e) {
       return this.#addressFailure(e);
     }
-    let path;
-    try {
-      path = parsePath(rest, { allowNull: true, utf8: smtputf8 });
-    } catch (e) {
-      return this.#addressFailure(e);
-    }
-    let body: "7BIT" | "8BITMIME" = "7BIT";
-    let size: number | undefined;
-    const seen = new Set<string>();
-    for (const p of params) {
-      if (seen.has(p.keyword)) {
-        return this.#fail(reply(501, "5.5.4", `Syntax: duplicate ${p.keyword} parameter`));
-      }
-      seen.add(p.keyword);
-      if (!this.#esmtp) {
-        return this.#fail(reply(555, "5.5.4", "Parameters need EHLO"));
-      }
-      switch (p.keyword) {
-        case "SIZE":
-          if (!p.value || !/^\d{1,20}$/.test(p.value)) {
-            return this.#fail(reply(501, "5.5.4", "Syntax: SIZE=<number>"));
-          }
-          size = Number(p.value);
-          if (size > this.options.maxMessageSize) {
-            return this.#fail(
-              reply(552, "5.3.4", "Message size exceeds fixed maximum message size"),
-            );
-          }
-          break;
-        case "BODY": {
-          const value = p.value?.toUpperCase();
-          if (value !== "7BIT" && value !== "8BITMIME") {
-            return this.#fail(reply(555, "5.5.4", "Unsupported BODY parameter value"));
-          }
-          body = value;
-          break;
-        }
-        case "SMTPUTF8":
-          if (p.value !== undefined) {
-            return this.#fail(reply(555, "5.5.4", "SMTPUTF8 takes no value"));
-          }
-          break;
-        case "AUTH":
-          // RFC 4954 §5: accepted and not trusted; we do not pass identities on.
-          if (!this.#authOffered()) {
-            return this.#fail(reply(555, "5.5.4", "Unsupported parameter AUTH"));
-          }
-          break;
-        default:
-          return this.#fail(reply(555, "5.5.4", `Unsupported parameter ${p.keyword}`));
-      }
-    }
-    const refusal = this.options.policy.mail(this.#policyContext(), path.address);
+    const checked = checkMailParams(from.params, {
+      esmtp: this.#esmtp,
+      maxMessageSize: this.options.maxMessageSize,
+      authOffered: this.#authOffered(),
+    });
+    if ("error" in checked) return this.#fail(checked.error);
+    const refusal = this.options.policy.mail(this.#policyContext(), from.address);
     if (refusal) return this.#fail(refusal);
-    this.#sender = path.address;
-    this.#smtputf8 = smtputf8;
-    this.#body = body;
-    this.#declaredSize = size;
+    this.#sender = from.address;
+    this.#smtputf8 = from.smtputf8;
+    this.#body = checked.body;
+    this.#declaredSize = checked.declaredSize;
     this.#recipients = [];
     this.#state = "mail";
     return this.#ok(reply(250, "2.1.0", "Ok"));
@@ -468,54 +353,27 @@ export class Session {
     if (this.#state !== "greeted") {
       return this.#fail(reply(503, "5.5.1", "Error: AUTH not allowed in a transaction"));
     }
-    const [mechanism = "", initial, extra] = args.trim().split(/ +/);
-    if (extra !== undefined) return this.#fail(reply(501, "5.5.4", "Syntax: AUTH mechanism"));
-    switch (mechanism.toUpperCase()) {
-      case "PLAIN":
-        this.#state = "auth";
-        this.#auth = { mechanism: "PLAIN" };
-        if (initial === undefined) return { replies: [reply(334, undefined, "")] };
-        return this.#authContinue(initial);
-      case "LOGIN":
-        this.#state = "auth";
-        this.#auth = { mechanism: "LOGIN" };
-        if (initial === undefined) return { replies: [reply(334, undefined, "VXNlcm5hbWU6")] };
-        return this.#authContinue(initial);
-      case "":
-        return this.#fail(reply(501, "5.5.4", "Syntax: AUTH mechanism"));
-      default:
-        return this.#fail(reply(504, "5.5.4", "Unrecognized authentication mechanism"));
-    }
+    const command = parseAuthCommand(args);
+    if ("error" in command) return this.#fail(command.error);
+    this.#state = "auth";
+    this.#auth = new AuthExchange(command.mechanism);
+    if (command.initial === undefined) return { replies: [this.#auth.challenge()] };
+    return this.#authContinue(command.initial);
   }
 
   #authContinue(text: string): Step {
-    const pending = this.#auth!;
-    if (text.trim() === "*") {
-      return this.#abandonAuth(reply(501, "5.0.0", "Authentication cancelled"));
+    const step = this.#auth!.respond(text);
+    switch (step.kind) {
+      case "challenge":
+        return { replies: [step.reply] };
+      case "verify":
+        return {
+          replies: [],
+          effect: { kind: "authenticate", user: step.user, password: step.password },
+        };
+      case "abandon":
+        return this.#abandonAuth(step.reply);
     }
-    const decoded = decodeBase64Utf8(text.trim() === "=" ? "" : text.trim());
-    if (decoded === undefined) {
-      return this.#abandonAuth(reply(501, "5.5.2", "Cannot decode response"));
-    }
-    if (pending.mechanism === "PLAIN") {
-      const parts = decoded.split("\0");
-      if (parts.length !== 3 || parts[1] === "" || (parts[0] !== "" && parts[0] !== parts[1])) {
-        return this.#abandonAuth(reply(501, "5.5.2", "Invalid PLAIN response"));
-      }
-      pending.user = parts[1];
-      return { replies: [], effect: { kind: "authenticate", user: parts[1], password: parts[2] } };
-    }
-    if (pending.user === undefined) {
-      if (decoded === "") {
-        return this.#abandonAuth(reply(501, "5.5.2", "Empty user name"));
-      }
-      pending.user = decoded;
-      return { replies: [reply(334, undefined, "UGFzc3dvcmQ6")] };
-    }
-    return {
-      replies: [],
-      effect: { kind: "authenticate", user: pending.user, password: decoded },
-    };
   }
 
   /** Ends an AUTH exchange with an error reply; the session is back to greeted. */
@@ -564,16 +422,5 @@ export class Session {
       };
     }
     return { replies: [r] };
-  }
-}
-
-function decodeBase64Utf8(text: string): string | undefined {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
-  try {
-    const binary = atob(text);
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    return decoder.decode(bytes);
-  } catch {
-    return undefined;
   }
 }

@@ -1,6 +1,8 @@
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { buildConfig, type Config, ConfigError } from "../../src/config.ts";
+import { buildConfig } from "../../src/config/build.ts";
+import { ConfigError } from "../../src/config/error.ts";
+import type { Config } from "../../src/config/schema.ts";
 import { runQueueCommand, shortDuration } from "../../src/queue/queue_command.ts";
 import { newQueueId, type QueueRecord } from "../../src/queue/record.ts";
 import { FLUSH_REQUEST_FILE, Spool } from "../../src/queue/spool.ts";

@@ -7,7 +7,7 @@ import {
   type UpstreamOptions,
   UpstreamSession,
 } from "../../src/relay/upstream.ts";
-import type { UpstreamConfig } from "../../src/relay/upstream_url.ts";
+import type { UpstreamConfig } from "../../src/upstream_url.ts";
 import { type Smarthost, type SmarthostOptions, startSmarthost } from "../support/smarthost.ts";
 import { makeTestPki, type TestPki } from "../support/tls.ts";
 

@@ -12,7 +12,8 @@ import type { QueueRecord } from "../../src/queue/record.ts";
 import { Spool } from "../../src/queue/spool.ts";
 import { Connection, type ConnectionDeps } from "../../src/server/connection.ts";
 import type { Transport } from "../../src/server/transport.ts";
-import { OPEN_POLICY, Session, type SessionOptions } from "../../src/smtp/session.ts";
+import { OPEN_POLICY } from "../../src/smtp/policy.ts";
+import { Session, type SessionOptions } from "../../src/smtp/session.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -9,13 +9,9 @@ import { AddressError, parseParams, parsePath } from "../../src/smtp/address.ts"
 import { DataReader } from "../../src/smtp/data.ts";
 import { type Line, LineSplitter } from "../../src/smtp/line_stream.ts";
 import { formatReply } from "../../src/smtp/reply.ts";
-import {
-  type DataResult,
-  MAX_COMMAND_LINE,
-  OPEN_POLICY,
-  Session,
-  type Step,
-} from "../../src/smtp/session.ts";
+import type { DataResult, Step } from "../../src/smtp/envelope.ts";
+import { OPEN_POLICY } from "../../src/smtp/policy.ts";
+import { MAX_COMMAND_LINE, Session } from "../../src/smtp/session.ts";
 import { concat, enc, latin1, validEnhanced } from "./_helpers.ts";
 
 const CR = 0x0d;

@@ -1,6 +1,6 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { receivedHeader, rfc5322Date } from "../../src/smtp/received.ts";
-import type { Envelope } from "../../src/smtp/session.ts";
+import type { Envelope } from "../../src/smtp/envelope.ts";
 
 const DATE = new Date(Date.UTC(2026, 10, 29, 3, 48, 34)); // a Sunday
 

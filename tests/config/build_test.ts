@@ -1,54 +1,8 @@
-import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
-import { join } from "node:path";
-import {
-  buildConfig,
-  type Config,
-  ConfigError,
-  configFlags,
-  ENV_VARS,
-  formatAddress,
-  parseDuration,
-  parseFlags,
-  parseListenAddress,
-  parseSize,
-  readConfigFile,
-} from "../src/config.ts";
-
-const noEnv = () => undefined;
-const host = () => "relay.example.com";
-
-function envOf(vars: Record<string, string>): (name: string) => string | undefined {
-  return (name) => vars[name];
-}
-
-/** Flags as `carrier serve ARGS` would parse them. */
-function flags(...args: string[]) {
-  return configFlags(parseFlags(args, {}).values);
-}
-
-async function withFile(
-  text: string,
-  fn: (path: string) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "carrier-config-test-" });
-  try {
-    const path = join(dir, "carrier.json");
-    await Deno.writeTextFile(path, text);
-    await fn(path);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Asserts a ConfigError whose message contains every one of `parts`, on one line. */
-function configError(...parts: string[]) {
-  return (e: unknown) => {
-    ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
-    for (const part of parts) ok(e.message.includes(part), `"${part}" not in: ${e.message}`);
-    ok(!e.message.includes("\n"), `one line: ${e.message}`);
-    return true;
-  };
-}
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { buildConfig, ENV_VARS, readConfigFile } from "../../src/config/build.ts";
+import type { Config } from "../../src/config/schema.ts";
+import { formatAddress } from "../../src/config/units.ts";
+import { configError, envOf, flags, host, noEnv, withFile } from "./_helpers.ts";
 
 Deno.test("defaults", async () => {
   const c = await buildConfig({}, noEnv, host);
@@ -230,87 +184,6 @@ Deno.test("a config file sets values in camelCase with sizes and durations as te
   );
 });
 
-Deno.test("parseListenAddress: IPv4, names, bracketed IPv6", () => {
-  deepStrictEqual(parseListenAddress("127.0.0.1:2525", "listen"), {
-    hostname: "127.0.0.1",
-    port: 2525,
-  });
-  deepStrictEqual(parseListenAddress("[::1]:2525", "listen"), { hostname: "::1", port: 2525 });
-  deepStrictEqual(parseListenAddress("[::]:25", "listen"), { hostname: "::", port: 25 });
-  deepStrictEqual(parseListenAddress("[::ffff:127.0.0.1]:25", "listen"), {
-    hostname: "::ffff:127.0.0.1",
-    port: 25,
-  });
-  deepStrictEqual(parseListenAddress("localhost:0", "listen"), { hostname: "localhost", port: 0 });
-  deepStrictEqual(parseListenAddress("0.0.0.0:65535", "listen"), {
-    hostname: "0.0.0.0",
-    port: 65535,
-  });
-});
-
-Deno.test("parseListenAddress: bad values name the key and the value", () => {
-  for (
-    const bad of [
-      "",
-      "2525",
-      "127.0.0.1",
-      "127.0.0.1:",
-      ":2525",
-      "::1:2525",
-      "[::1]",
-      "[::1]2525",
-      "[localhost]:25",
-      "127.0.0.1:port",
-      "127.0.0.1:123456",
-      "127.0.0.1:-1",
-      "host name:25",
-    ]
-  ) {
-    throws(() => parseListenAddress(bad, "listen-tls"), configError("listen-tls", `"${bad}"`), bad);
-  }
-  throws(() => parseListenAddress("127.0.0.1:65536", "listen"), configError("listen", "65536"));
-  throws(() => parseListenAddress("127.0.0.1:99999", "listen"), configError("listen", "range"));
-});
-
-Deno.test("formatAddress brackets IPv6 and round-trips with parseListenAddress", () => {
-  for (const text of ["127.0.0.1:2525", "[::1]:2525", "localhost:25", "[2001:db8::1]:587"]) {
-    strictEqual(formatAddress(parseListenAddress(text, "listen")), text);
-  }
-});
-
-Deno.test("parseDuration: numbers are seconds; s, m, h, d suffixes", () => {
-  strictEqual(parseDuration(0, "x"), 0);
-  strictEqual(parseDuration(1.5, "x"), 1.5);
-  strictEqual(parseDuration("45", "x"), 45);
-  strictEqual(parseDuration("30s", "x"), 30);
-  strictEqual(parseDuration("5m", "x"), 300);
-  strictEqual(parseDuration("2h", "x"), 7200);
-  strictEqual(parseDuration("5d", "x"), 432_000);
-  strictEqual(parseDuration("0.5m", "x"), 30);
-  strictEqual(parseDuration(" 10s ", "x"), 10);
-  for (
-    const bad of [-1, NaN, Infinity, "", "m", "5w", "-5s", "5 m", "1e3", "5ms", null, true, {}]
-  ) {
-    throws(() => parseDuration(bad, "retry-min"), configError("retry-min"), String(bad));
-  }
-});
-
-Deno.test("parseSize: bytes, K/M/G in binary units", () => {
-  strictEqual(parseSize(1, "x"), 1);
-  strictEqual(parseSize(26214400, "x"), 26214400);
-  strictEqual(parseSize("1000", "x"), 1000);
-  strictEqual(parseSize("10K", "x"), 10 * 1024);
-  strictEqual(parseSize("10k", "x"), 10 * 1024);
-  strictEqual(parseSize("25M", "x"), 25 * 1024 * 1024);
-  strictEqual(parseSize("25MB", "x"), 25 * 1024 * 1024);
-  strictEqual(parseSize("25MiB", "x"), 25 * 1024 * 1024);
-  strictEqual(parseSize("25 MiB", "x"), 25 * 1024 * 1024);
-  strictEqual(parseSize("2G", "x"), 2 * 1024 ** 3);
-  for (const bad of [0, -1, 1.5, "0", "0M", "", "M", "10T", "10 bytes", "1.5M", "-1", null]) {
-    throws(() => parseSize(bad, "max-message-size"), configError("max-message-size"), String(bad));
-  }
-});
-
 Deno.test("config file: unknown key, wrong type, invalid JSON name the file and the key", async () => {
   await withFile(JSON.stringify({ maxRecipient: 5 }), async (path) => {
     await rejects(readConfigFile(path), configError(path, "maxRecipient"));
@@ -421,53 +294,6 @@ Deno.test("cross-field checks: listeners, retries, timeouts, password twice, log
     buildConfig(flags("--metrics-listen", "9025"), noEnv, host),
     configError("metrics-listen"),
   );
-});
-
-Deno.test("integer flags: a bad value is a ConfigError naming the flag", async () => {
-  await rejects(
-    buildConfig(flags("--max-recipients", "abc"), noEnv, host),
-    configError("--max-recipients", "abc"),
-  );
-  for (
-    const [flag, value] of [
-      ["--max-recipients", "0"],
-      ["--max-recipients", "-1"],
-      ["--max-recipients", "1.5"],
-      ["--max-connections", ""],
-      ["--delivery-concurrency", "0x10"],
-      ["--rate-messages-per-minute", "-1"],
-    ]
-  ) {
-    await rejects(
-      buildConfig(flags(`${flag}=${value}`), noEnv, host),
-      configError(flag),
-      `${flag} ${value}`,
-    );
-  }
-  strictEqual(
-    (await buildConfig(flags("--rate-recipients-per-hour", "0"), noEnv, host))
-      .rateRecipientsPerHour,
-    0,
-  );
-});
-
-Deno.test("parseFlags: unknown option or missing value is a one-line ConfigError", () => {
-  throws(() => parseFlags(["--bogus"], {}), configError("--bogus"));
-  throws(() => parseFlags(["serve", "--max-recipients"], {}), configError("--max-recipients"));
-  throws(() => parseFlags(["--auth-on-plaintext-loopback=yes"], {}), ConfigError);
-});
-
-Deno.test("parseFlags: extra options and positionals; configFlags keeps only config flags", () => {
-  const { values, positionals } = parseFlags(
-    ["list", "--json", "--spool", "/s", "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"],
-    { json: { type: "boolean" } },
-  );
-  deepStrictEqual(positionals, ["list"]);
-  strictEqual(values.json, true);
-  deepStrictEqual(configFlags(values), {
-    spool: "/s",
-    listen: ["127.0.0.1:1", "127.0.0.1:2"],
-  });
 });
 
 Deno.test("ENV_VARS lists the variables Carrier reads", () => {

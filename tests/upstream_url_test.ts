@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { parseUpstreamUrl, upstreamNetTarget } from "../../src/relay/upstream_url.ts";
+import { parseUpstreamUrl, upstreamNetTarget } from "../src/upstream_url.ts";
 
 Deno.test("starttls with user, host and port", () => {
   deepStrictEqual(parseUpstreamUrl("starttls://me@smtp.example.com:2587"), {

@@ -3,8 +3,7 @@
  * loopback only). Passwords never live in the URL: they come from the environment or a file.
  */
 
-import { isIPv4, isIPv6 } from "../ip.ts";
-import { isLoopbackAddress } from "../policy/networks.ts";
+import { isIPv4, isIPv6, isLoopbackAddress } from "./ip.ts";
 
 /** Where and how to reach the smarthost, parsed from its URL. */
 export interface UpstreamConfig {

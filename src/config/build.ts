@@ -1,0 +1,140 @@
+/**
+ * One validated Config from a JSON file, the environment and command-line flags
+ * (flags win over environment, environment over the file), with the defaults and
+ * the checks across keys. Every problem is a ConfigError that names the key.
+ */
+
+import { parseUpstreamUrl } from "../upstream_url.ts";
+import { ConfigError } from "./error.ts";
+import { flagSettings, type FlagValues } from "./flags.ts";
+import { type Config, type FileConfig, FileSchema } from "./schema.ts";
+import { MiB, parseDuration, parseListenAddress, parseSize } from "./units.ts";
+
+/** Environment variables Carrier reads (and so the only ones it is allowed to). */
+export const ENV_VARS = [
+  "CARRIER_CONFIG",
+  "CARRIER_UPSTREAM",
+  "CARRIER_UPSTREAM_PASSWORD",
+  "CARRIER_OAUTH2_CLIENT_ID",
+  "CARRIER_OAUTH2_CLIENT_SECRET",
+  "CARRIER_OAUTH2_REFRESH_TOKEN",
+] as const;
+
+/** Reads and validates a JSON config file. */
+export async function readConfigFile(path: string): Promise<FileConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(`config file ${path}: ${e instanceof Error ? e.message : e}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  const parsed = FileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = issue.path.join(".") ||
+      ("keys" in issue ? (issue.keys as string[]).join(", ") : "(root)");
+    throw new ConfigError(`config file ${path}: key "${key}": ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Builds the Config from parsed flags, the environment and the config file. */
+export async function buildConfig(
+  flags: FlagValues,
+  env: (name: string) => string | undefined,
+  defaultHostname: () => string,
+): Promise<Config> {
+  const configFile = (flags.config as string | undefined) ?? env("CARRIER_CONFIG");
+  const file: FileConfig = configFile ? await readConfigFile(configFile) : {};
+  const merged: Record<string, unknown> = { ...file };
+  const envUpstream = env("CARRIER_UPSTREAM");
+  if (envUpstream) merged.upstream = envUpstream;
+  Object.assign(merged, flagSettings(flags));
+  const list = (v: unknown): string[] =>
+    v === undefined
+      ? []
+      : (Array.isArray(v) ? v : [v]).flatMap((s: string) => s.split(",")).map((s) => s.trim())
+        .filter((s) => s !== "");
+  const str = (v: unknown) => v as string | undefined;
+  const listen = list(merged.listen ?? "127.0.0.1:2525").map((a) =>
+    parseListenAddress(a, "listen")
+  );
+  const listenTls = list(merged.listenTls).map((a) => parseListenAddress(a, "listen-tls"));
+  const config: Config = {
+    configFile,
+    listen,
+    listenTls,
+    hostname: str(merged.hostname) ?? defaultHostname(),
+    spool: str(merged.spool) ?? "./spool",
+    maxMessageSize: parseSize(merged.maxMessageSize ?? 25 * MiB, "max-message-size"),
+    maxRecipients: (merged.maxRecipients as number | undefined) ?? 100,
+    maxConnections: (merged.maxConnections as number | undefined) ?? 200,
+    maxConnectionsPerClient: (merged.maxConnectionsPerClient as number | undefined) ?? 50,
+    maxErrors: (merged.maxErrors as number | undefined) ?? 20,
+    commandTimeout: parseDuration(merged.commandTimeout ?? 300, "command-timeout"),
+    dataTimeout: parseDuration(merged.dataTimeout ?? 180, "data-timeout"),
+    dataTotalTimeout: parseDuration(merged.dataTotalTimeout ?? 1800, "data-total-timeout"),
+    shutdownTimeout: parseDuration(merged.shutdownTimeout ?? 30, "shutdown-timeout"),
+    relayNetworks: list(merged.relayNetworks ?? "127.0.0.0/8,::1/128").join(","),
+    tlsCert: str(merged.tlsCert),
+    tlsKey: str(merged.tlsKey),
+    users: str(merged.users),
+    authOnPlaintextLoopback: (merged.authOnPlaintextLoopback as boolean | undefined) ?? false,
+    senders: merged.senders as string[] | undefined,
+    recipientDomains: merged.recipientDomains as string[] | undefined,
+    userSenders: merged.userSenders as Record<string, string[]> | undefined,
+    rateMessagesPerMinute: (merged.rateMessagesPerMinute as number | undefined) ?? 0,
+    rateRecipientsPerHour: (merged.rateRecipientsPerHour as number | undefined) ?? 0,
+    upstream: str(merged.upstream),
+    upstreamPasswordFile: str(merged.upstreamPasswordFile),
+    upstreamCa: str(merged.upstreamCa),
+    upstreamServername: str(merged.upstreamServername),
+    deliveryConcurrency: (merged.deliveryConcurrency as number | undefined) ?? 16,
+    messagesPerConnection: (merged.messagesPerConnection as number | undefined) ?? 50,
+    retryMin: parseDuration(merged.retryMin ?? 60, "retry-min"),
+    retryMax: parseDuration(merged.retryMax ?? 3600, "retry-max"),
+    maxQueueLifetime: parseDuration(merged.maxQueueLifetime ?? "5d", "max-queue-lifetime"),
+    upstreamTimeout: parseDuration(merged.upstreamTimeout ?? 60, "upstream-timeout"),
+    logFormat: (merged.logFormat as "text" | "json" | undefined) ?? "text",
+    metricsListen: merged.metricsListen
+      ? parseListenAddress(merged.metricsListen as string, "metrics-listen")
+      : undefined,
+  };
+  if (!["text", "json"].includes(config.logFormat)) {
+    throw new ConfigError(`log-format: "${config.logFormat}" must be text or json`);
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new ConfigError("tls-cert and tls-key: give both or neither");
+  }
+  if (config.listenTls.length > 0 && config.tlsCert === undefined) {
+    throw new ConfigError("listen-tls: needs tls-cert and tls-key");
+  }
+  if (config.listen.length + config.listenTls.length === 0) {
+    throw new ConfigError("listen: at least one listen address is needed");
+  }
+  if (config.retryMin <= 0 || config.retryMax < config.retryMin) {
+    throw new ConfigError("retry-min/retry-max: need 0 < retry-min <= retry-max");
+  }
+  for (const key of ["commandTimeout", "dataTimeout", "dataTotalTimeout"] as const) {
+    if (config[key] <= 0) throw new ConfigError(`${key}: must be greater than zero`);
+  }
+  if (config.upstream !== undefined) {
+    try {
+      parseUpstreamUrl(config.upstream);
+    } catch (e) {
+      throw new ConfigError(`upstream: ${(e as Error).message}`);
+    }
+  }
+  if (config.upstreamPasswordFile && env("CARRIER_UPSTREAM_PASSWORD")) {
+    throw new ConfigError(
+      "upstream-password-file: CARRIER_UPSTREAM_PASSWORD is also set; give the password one way",
+    );
+  }
+  return config;
+}

@@ -1,0 +1,110 @@
+/**
+ * The command-line flags every config-reading command shares: the option table for
+ * node:util parseArgs, and the step from flag values to config keys (whole numbers
+ * parsed here, everything else left to buildConfig).
+ */
+
+import { parseArgs } from "node:util";
+import { ConfigError } from "./error.ts";
+import { INTEGER_KEYS } from "./schema.ts";
+
+/** Command-line options shared by all commands that read configuration. */
+export const CONFIG_OPTIONS = {
+  config: { type: "string" },
+  listen: { type: "string", multiple: true },
+  "listen-tls": { type: "string", multiple: true },
+  hostname: { type: "string" },
+  spool: { type: "string" },
+  "max-message-size": { type: "string" },
+  "max-recipients": { type: "string" },
+  "max-connections": { type: "string" },
+  "max-connections-per-client": { type: "string" },
+  "max-errors": { type: "string" },
+  "command-timeout": { type: "string" },
+  "data-timeout": { type: "string" },
+  "data-total-timeout": { type: "string" },
+  "shutdown-timeout": { type: "string" },
+  "relay-networks": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  users: { type: "string" },
+  "auth-on-plaintext-loopback": { type: "boolean" },
+  "rate-messages-per-minute": { type: "string" },
+  "rate-recipients-per-hour": { type: "string" },
+  upstream: { type: "string" },
+  "upstream-password-file": { type: "string" },
+  "upstream-ca": { type: "string" },
+  "upstream-servername": { type: "string" },
+  "delivery-concurrency": { type: "string" },
+  "messages-per-connection": { type: "string" },
+  "retry-min": { type: "string" },
+  "retry-max": { type: "string" },
+  "max-queue-lifetime": { type: "string" },
+  "upstream-timeout": { type: "string" },
+  "log-format": { type: "string" },
+  "metrics-listen": { type: "string" },
+} as const;
+
+/** Parsed values of the config flags, by flag name. */
+export type FlagValues = Partial<Record<keyof typeof CONFIG_OPTIONS, string | string[] | boolean>>;
+
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function intFlag(value: string, flag: string, min: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min) {
+    throw new ConfigError(`--${flag}: "${value}" is not a whole number >= ${min}`);
+  }
+  return Number(value);
+}
+
+/**
+ * The given flags under their config keys (`--max-errors 5` becomes `maxErrors: 5`),
+ * in order; flags of integer keys are parsed. `--config` is left out.
+ */
+export function flagSettings(flags: FlagValues): Record<string, unknown> {
+  const settings: Record<string, unknown> = {};
+  for (const [flag, value] of Object.entries(flags)) {
+    if (flag === "config" || value === undefined) continue;
+    const key = camel(flag);
+    const spec = CONFIG_OPTIONS[flag as keyof typeof CONFIG_OPTIONS];
+    const min = INTEGER_KEYS.get(key);
+    if (spec.type === "boolean") {
+      settings[key] = value;
+    } else if (min !== undefined) {
+      settings[key] = intFlag(value as string, flag, min);
+    } else {
+      settings[key] = value;
+    }
+  }
+  return settings;
+}
+
+/** Parses a command's arguments with the shared config options plus its own. */
+export function parseFlags<T extends Record<string, { type: "string" | "boolean" }>>(
+  args: string[],
+  extra: T,
+): { values: Record<string, string | string[] | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CONFIG_OPTIONS, ...extra },
+      allowPositionals: true,
+      strict: true,
+    });
+    return {
+      values: values as Record<string, string | string[] | boolean | undefined>,
+      positionals,
+    };
+  } catch (e) {
+    throw new ConfigError((e as Error).message.split("\n")[0]);
+  }
+}
+
+/** Picks the config flags out of a command's parsed values. */
+export function configFlags(values: Record<string, unknown>): FlagValues {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(CONFIG_OPTIONS)) {
+    if (values[key] !== undefined) out[key] = values[key];
+  }
+  return out as FlagValues;
+}
