@@ -9,7 +9,7 @@
 
 import { buildConfig } from "../src/config/build.ts";
 import { configFlags, parseFlags } from "../src/config/flags.ts";
-import { binaryFlags, releaseFlags } from "../src/permissions.ts";
+import { binaryFlags, releaseFlags, RUNTIME_FLAGS } from "../src/permissions.ts";
 
 const args = [...Deno.args];
 const dryRun = args.includes("--dry-run");
@@ -31,7 +31,15 @@ if (rest.length === 0) {
   flags = binaryFlags(await buildConfig(configFlags(values), env, () => "localhost"), env);
 }
 const main = new URL("../src/main.ts", import.meta.url).pathname;
-const compileArgs = ["compile", "--no-prompt", ...flags, "--output", output, main];
+const compileArgs = [
+  "compile",
+  "--no-prompt",
+  ...RUNTIME_FLAGS,
+  ...flags,
+  "--output",
+  output,
+  main,
+];
 console.error(`deno ${compileArgs.join(" ")}`);
 if (dryRun) Deno.exit(0);
 const status = await new Deno.Command(Deno.execPath(), { args: compileArgs }).spawn().status;
