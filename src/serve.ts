@@ -81,7 +81,7 @@ export async function runServe(config: Config): Promise<number> {
     policy,
     authenticator,
     tls,
-    onQueued: (record) => worker.notify(record),
+    onQueued: (record, bytes) => worker.notify(record, bytes),
   });
   server.start();
   const metricsServer = config.metricsListen

@@ -37,6 +37,10 @@ export class MessageWriter {
   #used = 0;
   #size = 0;
   #closed = false;
+  #headerLength: number;
+  /** Something was written to the file before commit (the message did not fit the buffer). */
+  #flushed = false;
+  #small: Uint8Array | undefined;
 
   constructor(
     private readonly publisher: Publisher,
@@ -49,11 +53,17 @@ export class MessageWriter {
     if (header.length > this.#buffer.length) this.#buffer = new Uint8Array(header.length);
     this.#buffer.set(header);
     this.#used = header.length;
+    this.#headerLength = header.length;
   }
 
   /** The queue id. */
   get id(): string {
     return this.record.id;
+  }
+
+  /** After commit: the whole message when it fitted the write buffer (no need to read it back). */
+  get bytes(): Uint8Array | undefined {
+    return this.#small;
   }
 
   /** Message bytes written so far (without the header). */
@@ -87,6 +97,7 @@ export class MessageWriter {
 
   /** Makes the message durable and visible: fdatasync, rename, then the shared directory fsync. */
   async commit(): Promise<void> {
+    this.#small = this.#flushed ? undefined : this.#buffer.slice(this.#headerLength, this.#used);
     await this.#flush();
     this.#release();
     await this.#file.syncData();
@@ -118,6 +129,7 @@ export class MessageWriter {
 
   async #flush(): Promise<void> {
     if (this.#used === 0) return;
+    this.#flushed = true;
     await writeAll(this.#file, this.#buffer.subarray(0, this.#used));
     this.#used = 0;
   }

@@ -26,6 +26,11 @@ const CLOSE_GRACE_MS = 2000;
 const RESCAN_MS = 5 * 60_000;
 /** Records of just-queued messages kept for their first attempt (no re-read); beyond, read. */
 const FRESH_RECORDS = 2000;
+/** Bytes of just-queued small messages kept in memory for their first attempt, in all. */
+const FRESH_BYTES = 8 * 1024 * 1024;
+
+/** A message ready to send: its record and bytes (all of them in `head`, or the rest in `file`). */
+type Loaded = Omit<OpenedMessage, "file"> & { file?: Deno.FsFile };
 
 /** Settings of the worker. */
 export interface WorkerOptions {
@@ -54,8 +59,9 @@ export class DeliveryWorker {
   /** Scheduled messages by earliest next attempt; in-flight ones are not in it. */
   #schedule = new DueQueue();
   #inFlight = new Set<string>();
-  /** Records handed over by `notify`, used once by the first attempt. */
-  #fresh = new Map<string, QueueRecord>();
+  /** Records (and small messages' bytes) handed over by `notify`, used by the first attempt. */
+  #fresh = new Map<string, { record: QueueRecord; bytes?: Uint8Array }>();
+  #freshBytes = 0;
   /** Ids known to have no updated record beside their file (queued here, never updated). */
   #noOverlay = new Set<string>();
   #deleteAfterAttempt = new Set<string>();
@@ -105,12 +111,19 @@ export class DeliveryWorker {
     this.#kick();
   }
 
-  /** A message was just queued: try it now. */
-  notify(record: QueueRecord): void {
+  /**
+   * A message was just queued: try it now. `bytes`, for a small message, saves
+   * reading it back from the spool for the first attempt.
+   */
+  notify(record: QueueRecord, bytes?: Uint8Array): void {
     if (!this.#running || this.#stopping) return;
     this.#touched.add(record.id);
     this.#schedule.set(record.id, Date.parse(record.nextAttemptAt));
-    if (this.#fresh.size < FRESH_RECORDS) this.#fresh.set(record.id, record);
+    if (this.#fresh.size < FRESH_RECORDS) {
+      const keep = bytes && this.#freshBytes + bytes.length <= FRESH_BYTES ? bytes : undefined;
+      this.#freshBytes += keep?.length ?? 0;
+      this.#fresh.set(record.id, { record, bytes: keep });
+    }
     this.#noOverlay.add(record.id);
     this.#kick();
   }
@@ -175,7 +188,7 @@ export class DeliveryWorker {
     this.#deleteAfterAttempt.delete(id);
     this.#touched.add(id);
     this.#schedule.delete(id);
-    this.#fresh.delete(id);
+    this.#takeFresh(id);
     this.#noOverlay.delete(id);
     try {
       await this.options.spool.remove(id);
@@ -283,11 +296,12 @@ export class DeliveryWorker {
   /** One delivery attempt of one message on the lane's connection. */
   async #attempt(lane: Lane, id: string): Promise<void> {
     const { spool } = this.options;
-    const fresh = this.#fresh.get(id);
-    this.#fresh.delete(id);
-    let opened: OpenedMessage;
+    const fresh = this.#takeFresh(id);
+    let opened: Loaded;
     try {
-      opened = await spool.open(id, fresh);
+      opened = fresh?.bytes
+        ? { record: fresh.record, head: fresh.bytes }
+        : await spool.open(id, fresh?.record);
     } catch (e) {
       if (e instanceof UnknownMessageError) {
         this.#schedule.delete(id); // deleted by `queue delete`
@@ -299,12 +313,20 @@ export class DeliveryWorker {
       await this.#attemptOpened(lane, opened);
     } finally {
       try {
-        opened.file.close();
+        opened.file?.close();
       } catch { /* closed by its stream */ }
     }
   }
 
-  async #attemptOpened(lane: Lane, opened: OpenedMessage): Promise<void> {
+  #takeFresh(id: string): { record: QueueRecord; bytes?: Uint8Array } | undefined {
+    const fresh = this.#fresh.get(id);
+    if (!fresh) return undefined;
+    this.#fresh.delete(id);
+    this.#freshBytes -= fresh.bytes?.length ?? 0;
+    return fresh;
+  }
+
+  async #attemptOpened(lane: Lane, opened: Loaded): Promise<void> {
     const { log, metrics } = this.options;
     const record = opened.record;
     const id = record.id;
@@ -357,7 +379,10 @@ export class DeliveryWorker {
         eightBit: record.body === "8BITMIME",
         size: record.size,
         bytes: whole,
-        open: () => messageStream(opened),
+        open: () =>
+          opened.file
+            ? messageStream({ ...opened, file: opened.file })
+            : ReadableStream.from([opened.head]),
       });
     } catch (e) {
       await lane.session?.close().catch(() => {});

@@ -34,7 +34,7 @@ export interface ConnectionDeps {
   tlsContext?: () => SecureContext;
   authenticator?: Authenticator;
   /** Called after a message is safely queued, so delivery can start at once. */
-  onQueued?: (record: QueueRecord) => void;
+  onQueued?: (record: QueueRecord, bytes?: Uint8Array) => void;
   /** Aborted when the server begins a graceful shutdown. */
   shutdown: AbortSignal;
 }
@@ -329,7 +329,7 @@ export class Connection {
       return outcome;
     } finally {
       // Queued even if the reply could not be written (client gone): delivery starts now.
-      this.deps.onQueued?.({ ...writer.record, size: writer.size });
+      this.deps.onQueued?.({ ...writer.record, size: writer.size }, writer.bytes);
     }
   }
 

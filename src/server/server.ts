@@ -36,7 +36,7 @@ export interface ServerDeps {
   policy: SessionPolicy;
   authenticator?: Authenticator;
   tls?: TlsMaterial;
-  onQueued?: (record: QueueRecord) => void;
+  onQueued?: (record: QueueRecord, bytes?: Uint8Array) => void;
 }
 
 interface Listening {
