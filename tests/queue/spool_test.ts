@@ -8,9 +8,15 @@ import {
   strictEqual,
 } from "node:assert/strict";
 import { join } from "node:path";
-import { newQueueId } from "../../src/queue/record.ts";
-import { Spool, UnknownMessageError } from "../../src/queue/spool.ts";
-import { sampleRecord } from "./_helpers.ts";
+import {
+  encodeHeader,
+  newQueueId,
+  type NewRecordFields,
+  validateRecord,
+} from "../../src/queue/record.ts";
+import { messageStream, Spool, UnknownMessageError } from "../../src/queue/spool.ts";
+import { readStored, storedBytes } from "../support/spool.ts";
+import { sampleRecord, storeMessage } from "./_helpers.ts";
 
 async function withSpool(fn: (spool: Spool, dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "carrier-spool-test-" });
@@ -40,164 +46,235 @@ function bytesOf(length: number, seed: number): Uint8Array {
   return out;
 }
 
+/** The envelope fields of a new message (what the connection passes to createMessage). */
+const FIELDS: Omit<NewRecordFields, "id"> = {
+  kind: "message",
+  sender: "alice@example.com",
+  recipients: ["bob@example.org", "carol@example.org"],
+  smtputf8: false,
+  body: "8BITMIME",
+  client: { address: "127.0.0.1", port: 40000, tls: false },
+  helo: "client.example.com",
+  protocol: "ESMTP",
+};
+
 /** Writes and commits one message of the given bytes; returns its id. */
 async function store(spool: Spool, bytes: Uint8Array, id = newQueueId()): Promise<string> {
-  const writer = await spool.createMessage(id);
-  await writer.write(bytes);
-  await writer.commit(sampleRecord({ id }));
-  return id;
+  return (await storeMessage(spool, bytes, { id })).id;
 }
 
-Deno.test("Spool.open creates tmp/, queue/ and requests/ private to the owner", async () => {
+/** The header line and the rest of a stored file. */
+function splitFile(file: Uint8Array): { header: string; rest: Uint8Array } {
+  const lf = file.indexOf(0x0a);
+  ok(lf > 0, "the file has a header line");
+  return { header: new TextDecoder().decode(file.subarray(0, lf)), rest: file.subarray(lf + 1) };
+}
+
+Deno.test("Spool.open creates tmp/, queue/, free/ and requests/ private to the owner", async () => {
   await withSpool(async (spool, dir) => {
-    deepStrictEqual(await names(dir), ["queue", "requests", "tmp"]);
-    strictEqual((await Deno.stat(spool.tmpDir)).mode! & 0o777, 0o700);
-    strictEqual((await Deno.stat(spool.queueDir)).mode! & 0o777, 0o700);
-    strictEqual((await Deno.stat(spool.requestDir)).mode! & 0o777, 0o700);
+    deepStrictEqual(await names(dir), ["free", "queue", "requests", "tmp"]);
+    for (const d of [spool.tmpDir, spool.queueDir, spool.requestDir, spool.freeDir]) {
+      strictEqual((await Deno.stat(d)).mode! & 0o777, 0o700, d);
+    }
     const again = await Spool.open(dir); // opening an existing spool is fine
     strictEqual(again.queueDir, spool.queueDir);
   });
 });
 
-Deno.test("commit stores the exact bytes and the record as ID.msg + ID.json, mode 0600", async () => {
+Deno.test("commit stores one file, ID.msg: the CARRIER1 header line, then the exact bytes, mode 0600", async () => {
   await withSpool(async (spool) => {
     const parts: Uint8Array[] = [];
     let seed = 1;
-    // Many small pieces, some pieces larger than the 64 KiB buffer, and pieces that
-    // land exactly on and around the buffer boundary.
+    // Many small pieces, pieces larger than the write buffer, and pieces that land on and
+    // around the 64 KiB and 128 KiB boundaries.
     for (let i = 0; i < 2_000; i++) parts.push(bytesOf(1 + (i * 7919) % 97, seed++));
     parts.push(bytesOf(70 * 1024, seed++));
     for (let i = 0; i < 50; i++) parts.push(bytesOf(1 + i, seed++));
     parts.push(bytesOf(64 * 1024, seed++));
     parts.push(bytesOf(64 * 1024 - 1, seed++));
     parts.push(new Uint8Array(0));
+    parts.push(bytesOf(128 * 1024, seed++));
+    parts.push(bytesOf(128 * 1024 + 1, seed++));
     parts.push(bytesOf(200 * 1024 + 3, seed++));
     parts.push(bytesOf(3, seed++));
     const expected = concatBytes(parts);
 
     const id = newQueueId();
-    const writer = await spool.createMessage(id);
+    const writer = await spool.createMessage({ ...FIELDS, id });
     strictEqual(writer.id, id);
-    for (const p of parts) await writer.write(p);
+    strictEqual(writer.record.id, id);
+    for (const p of parts) {
+      const pending = writer.write(p);
+      if (pending) await pending;
+    }
     strictEqual(writer.size, expected.length);
     deepStrictEqual(await names(spool.queueDir), [], "nothing visible before commit");
-    await writer.commit(sampleRecord({ id, size: 1 }));
+    await writer.commit();
 
-    deepStrictEqual(await names(spool.queueDir), [`${id}.json`, `${id}.msg`]);
+    deepStrictEqual(await names(spool.queueDir), [`${id}.msg`], "one file, no record beside it");
     deepStrictEqual(await names(spool.tmpDir), []);
-    const stored = await Deno.readFile(spool.messagePath(id));
-    strictEqual(stored.length, expected.length);
-    deepStrictEqual(stored, expected);
-    for (const path of [spool.messagePath(id), spool.recordPath(id)]) {
-      strictEqual((await Deno.stat(path)).mode! & 0o777, 0o600, path);
-    }
+    strictEqual((await Deno.stat(spool.messagePath(id))).mode! & 0o777, 0o600);
+
+    // On disk: `CARRIER1 {record JSON}\n`, then the bytes.
+    const file = await Deno.readFile(spool.messagePath(id));
+    const { header, rest } = splitFile(file);
+    ok(header.startsWith("CARRIER1 {"), header.slice(0, 20));
+    const inHeader = validateRecord(JSON.parse(header.slice("CARRIER1 ".length)), "header");
+    deepStrictEqual(encodeHeader(inHeader), file.subarray(0, header.length + 1));
+    strictEqual(rest.length, expected.length);
+    deepStrictEqual(rest, expected);
+
     const record = await spool.read(id);
     strictEqual(record.id, id);
-    strictEqual(record.size, expected.length, "commit records the bytes actually written");
-    deepStrictEqual(JSON.parse(await Deno.readTextFile(spool.recordPath(id))), record);
+    strictEqual(record.size, expected.length, "the size is the file's length after the header");
+    deepStrictEqual(record, { ...inHeader, size: expected.length });
+    deepStrictEqual(record.recipients, [
+      { address: "bob@example.org", status: "pending" },
+      { address: "carol@example.org", status: "pending" },
+    ]);
+    strictEqual(record.attempts, 0);
+    strictEqual(record.nextAttemptAt, record.receivedAt, "due at once");
+    deepStrictEqual(await storedBytes(spool, id), expected);
+  });
+});
+
+Deno.test("createMessage makes a fresh id when none is given; ids never repeat", async () => {
+  await withSpool(async (spool) => {
+    const writers = [];
+    for (let i = 0; i < 200; i++) writers.push(await spool.createMessage({ ...FIELDS }));
+    const ids = new Set(writers.map((w) => w.id));
+    strictEqual(ids.size, 200);
+    for (const w of writers) await w.abort();
+    deepStrictEqual(await names(spool.queueDir), []);
   });
 });
 
 Deno.test("write copies small pieces: reusing the caller's buffer does not change the message", async () => {
   await withSpool(async (spool) => {
-    const id = newQueueId();
-    const writer = await spool.createMessage(id);
+    const writer = await spool.createMessage({ ...FIELDS });
     const buffer = new Uint8Array(10);
     for (let i = 0; i < 5; i++) {
       buffer.fill(0x41 + i);
-      await writer.write(buffer);
+      const pending = writer.write(buffer);
+      strictEqual(pending, undefined, "a small write settles at once (buffered)");
     }
-    await writer.commit(sampleRecord({ id }));
+    await writer.commit();
     strictEqual(
-      new TextDecoder().decode(await Deno.readFile(spool.messagePath(id))),
+      new TextDecoder().decode(await storedBytes(spool, writer.id)),
       "AAAAAAAAAABBBBBBBBBBCCCCCCCCCCDDDDDDDDDDEEEEEEEEEE",
     );
   });
 });
 
-Deno.test("an empty message commits as an empty file", async () => {
+Deno.test("an empty message commits as the header alone", async () => {
   await withSpool(async (spool) => {
-    const id = newQueueId();
-    const writer = await spool.createMessage(id);
-    await writer.commit(sampleRecord({ id }));
-    strictEqual((await Deno.readFile(spool.messagePath(id))).length, 0);
-    strictEqual((await spool.read(id)).size, 0);
+    const writer = await spool.createMessage({ ...FIELDS });
+    await writer.commit();
+    const file = await Deno.readFile(spool.messagePath(writer.id));
+    strictEqual(splitFile(file).rest.length, 0);
+    strictEqual((await spool.read(writer.id)).size, 0);
+    strictEqual((await storedBytes(spool, writer.id)).length, 0);
   });
 });
 
-Deno.test("abort leaves nothing in tmp/ or queue/", async () => {
+Deno.test("abort leaves nothing in queue/; the file goes back to free/ and the next message reuses it", async () => {
   await withSpool(async (spool) => {
-    const id = newQueueId();
-    const writer = await spool.createMessage(id);
+    const writer = await spool.createMessage({ ...FIELDS });
     await writer.write(bytesOf(100, 1));
-    await writer.write(bytesOf(100 * 1024, 2));
+    await writer.write(bytesOf(200 * 1024, 2));
     await writer.write(bytesOf(10, 3));
-    deepStrictEqual(await names(spool.tmpDir), [`${id}.msg`]);
+    const spare = await names(spool.freeDir);
+    strictEqual(spare.length, 1, "the message is written in free/");
+    const inode = (await Deno.stat(join(spool.freeDir, spare[0]))).ino;
     await writer.abort();
-    deepStrictEqual(await names(spool.tmpDir), []);
     deepStrictEqual(await names(spool.queueDir), []);
+    deepStrictEqual(await names(spool.tmpDir), []);
+    deepStrictEqual(await names(spool.freeDir), spare, "given back as a spare file");
     await writer.abort(); // twice is harmless
-    await rejects(spool.read(id), UnknownMessageError);
+    await rejects(spool.read(writer.id), UnknownMessageError);
+
+    // The next message is written over it, and nothing of the aborted one survives.
+    const id = await store(spool, bytesOf(5, 4));
+    strictEqual((await Deno.stat(spool.messagePath(id))).ino, inode);
+    deepStrictEqual(await storedBytes(spool, id), bytesOf(5, 4));
+    deepStrictEqual(await names(spool.freeDir), []);
   });
 });
 
-Deno.test("createMessage refuses an id that is already being written", async () => {
-  await withSpool(async (spool) => {
-    const id = newQueueId();
-    const first = await spool.createMessage(id);
-    await first.write(bytesOf(10, 1));
-    await rejects(spool.createMessage(id), Deno.errors.AlreadyExists);
-    await first.abort();
-  });
-});
-
-Deno.test("createMessage refuses a malformed id (no path outside tmp/)", async () => {
+Deno.test("createMessage refuses a malformed id (no path outside the spool)", async () => {
   await withSpool(async (spool, dir) => {
     for (const id of ["../x", "", "a/b", "abc"]) {
-      await rejects(spool.createMessage(id), /invalid queue id/, id);
+      await rejects(spool.createMessage({ ...FIELDS, id }), /invalid queue id/, id);
     }
-    deepStrictEqual(await names(dir), ["queue", "requests", "tmp"]);
-    deepStrictEqual(await names(spool.tmpDir), []);
+    deepStrictEqual(await names(dir), ["free", "queue", "requests", "tmp"]);
+    deepStrictEqual(await names(spool.freeDir), []);
+    deepStrictEqual(await names(spool.queueDir), []);
   });
 });
 
-Deno.test("recover removes tmp/ leftovers and .msg without .json, keeps complete pairs", async () => {
+Deno.test("a record with many long addresses: a header longer than one read still reads", async () => {
+  await withSpool(async (spool) => {
+    const recipients = Array.from({ length: 400 }, (_, i) => `${"r".repeat(200)}${i}@example.org`);
+    const bytes = bytesOf(50_000, 5);
+    const writer = await spool.createMessage({ ...FIELDS, recipients });
+    await writer.write(bytes);
+    await writer.commit();
+    ok(encodeHeader(writer.record).length > 64 * 1024, "the header spans several reads");
+    const { record, bytes: back } = await readStored(spool, writer.id);
+    deepStrictEqual(record.recipients.map((r) => r.address), recipients);
+    strictEqual(record.size, bytes.length);
+    deepStrictEqual(back, bytes);
+  });
+});
+
+Deno.test("a broken header is an error naming the file, not an unknown message", async () => {
+  await withSpool(async (spool) => {
+    const truncated = newQueueId();
+    await Deno.writeTextFile(spool.messagePath(truncated), 'CARRIER1 {"version": 1, "id"');
+    const invalid = newQueueId();
+    await Deno.writeTextFile(spool.messagePath(invalid), "CARRIER1 {not json\r\nbody\r\n");
+    for (const [id, pattern] of [[truncated, /truncated record header/], [invalid, /header/]]) {
+      await rejects(spool.read(id as string), (e: unknown) => {
+        ok(e instanceof Error && !(e instanceof UnknownMessageError), String(e));
+        ok(e.message.includes(spool.messagePath(id as string)), e.message);
+        match(e.message, pattern as RegExp);
+        return true;
+      });
+    }
+  });
+});
+
+Deno.test("recover removes tmp/ leftovers and records whose message is gone; a message alone is normal", async () => {
   await withSpool(async (spool) => {
     const kept = [await store(spool, bytesOf(500, 1)), await store(spool, bytesOf(70_000, 2))];
-    // A crash mid-write: files in tmp/ (a message and a record, as publish makes them).
-    const crashed = newQueueId();
-    await Deno.writeFile(join(spool.tmpDir, `${crashed}.msg`), bytesOf(10, 3));
-    await Deno.writeTextFile(join(spool.tmpDir, `${crashed}.json`), "{");
+    // One of them was updated by delivery: its record is beside it.
+    await spool.update({ ...(await spool.read(kept[1])), attempts: 1 });
+    // A crash in the middle of a record update: files in tmp/.
     await Deno.writeTextFile(join(spool.tmpDir, `${kept[0]}.json.${crypto.randomUUID()}`), "{");
-    // A crash between the two renames of publish: the bytes without their record.
-    const orphan = newQueueId();
-    await Deno.writeFile(spool.messagePath(orphan), bytesOf(10, 4));
-    // A record whose bytes are gone: undeliverable, removed (serve logs it as an error).
+    await Deno.writeTextFile(join(spool.tmpDir, `${kept[1]}.json.${crypto.randomUUID()}`), "{");
+    // A record whose message is gone: undeliverable, removed (serve logs it as an error).
     const broken = newQueueId();
     await Deno.writeTextFile(spool.recordPath(broken), "{}");
 
     const result = await spool.recover();
-    deepStrictEqual(result, { removedTmp: 3, removedOrphans: 1, removedBroken: 1 });
+    deepStrictEqual(result, { removedTmp: 2, removedBroken: 1 });
     deepStrictEqual(await names(spool.tmpDir), []);
     deepStrictEqual(
       await names(spool.queueDir),
-      kept.flatMap((id) => [`${id}.json`, `${id}.msg`]).sort(),
+      [`${kept[0]}.msg`, `${kept[1]}.json`, `${kept[1]}.msg`].sort(),
     );
-    deepStrictEqual(await Deno.readFile(spool.messagePath(kept[1])), bytesOf(70_000, 2));
+    deepStrictEqual(await storedBytes(spool, kept[1]), bytesOf(70_000, 2));
     deepStrictEqual((await spool.list()).records.map((r) => r.id), [...kept].sort());
+    strictEqual((await spool.read(kept[1])).attempts, 1);
 
-    deepStrictEqual(
-      await spool.recover(),
-      { removedTmp: 0, removedOrphans: 0, removedBroken: 0 },
-      "idempotent",
-    );
+    deepStrictEqual(await spool.recover(), { removedTmp: 0, removedBroken: 0 }, "idempotent");
   });
 });
 
-Deno.test("update rewrites the record atomically (a new file renamed into place)", async () => {
+Deno.test("update writes the record beside the message, atomically; it then wins over the header", async () => {
   await withSpool(async (spool) => {
     const id = await store(spool, bytesOf(100, 1));
-    const before = await Deno.stat(spool.recordPath(id));
+    const file = await Deno.readFile(spool.messagePath(id));
     const record = await spool.read(id);
     const updated = {
       ...record,
@@ -206,12 +283,51 @@ Deno.test("update rewrites the record atomically (a new file renamed into place)
       recipients: [{ ...record.recipients[0], status: "delivered" as const, response: "250 ok" }],
     };
     await spool.update(updated);
-    deepStrictEqual(await spool.read(id), updated);
-    const after = await Deno.stat(spool.recordPath(id));
-    notStrictEqual(after.ino, before.ino, "the record was replaced by rename, not rewritten");
-    strictEqual(after.mode! & 0o777, 0o600);
+    deepStrictEqual(await names(spool.queueDir), [`${id}.json`, `${id}.msg`]);
+    deepStrictEqual(await spool.read(id), updated, "the record beside it wins over the header");
+    deepStrictEqual(JSON.parse(await Deno.readTextFile(spool.recordPath(id))), updated);
+    deepStrictEqual(
+      await Deno.readFile(spool.messagePath(id)),
+      file,
+      "the message file is untouched",
+    );
+    strictEqual((await Deno.stat(spool.recordPath(id))).mode! & 0o777, 0o600);
+
+    const before = await Deno.stat(spool.recordPath(id));
+    const again = { ...updated, attempts: 2 };
+    await spool.update(again);
+    deepStrictEqual(await spool.read(id), again);
+    notStrictEqual(
+      (await Deno.stat(spool.recordPath(id))).ino,
+      before.ino,
+      "the record was replaced by rename, not rewritten",
+    );
     deepStrictEqual(await names(spool.tmpDir), []);
-    deepStrictEqual(await Deno.readFile(spool.messagePath(id)), bytesOf(100, 1));
+    deepStrictEqual(await storedBytes(spool, id), bytesOf(100, 1));
+  });
+});
+
+Deno.test("an older spool (raw ID.msg without the header, and its ID.json) still reads, updates and removes", async () => {
+  await withSpool(async (spool) => {
+    const id = newQueueId();
+    const bytes = concatBytes([
+      new TextEncoder().encode("Received: from x\r\n\r\n"),
+      bytesOf(90_000, 6),
+    ]);
+    await Deno.writeFile(spool.messagePath(id), bytes);
+    const legacy = sampleRecord({ id, size: bytes.length });
+    await Deno.writeTextFile(spool.recordPath(id), JSON.stringify(legacy, null, 2) + "\n");
+
+    deepStrictEqual(await spool.read(id), legacy);
+    deepStrictEqual(await storedBytes(spool, id), bytes);
+    deepStrictEqual((await spool.list()).records, [legacy]);
+    const updated = { ...legacy, attempts: 1 };
+    await spool.update(updated);
+    deepStrictEqual(await spool.read(id), updated);
+    deepStrictEqual(await storedBytes(spool, id), bytes);
+    deepStrictEqual(await spool.recover(), { removedTmp: 0, removedBroken: 0 });
+    await spool.remove(id);
+    deepStrictEqual(await names(spool.queueDir), []);
   });
 });
 
@@ -259,16 +375,16 @@ Deno.test("update rejects a malformed id without touching files outside the spoo
     await Deno.writeTextFile(outside, "precious\n");
     await rejects(spool.update(sampleRecord({ id: "../x" })), UnknownMessageError);
     strictEqual(await Deno.readTextFile(outside), "precious\n");
-    deepStrictEqual(await names(dir), ["queue", "requests", "tmp", "x.json"]);
+    deepStrictEqual(await names(dir), ["free", "queue", "requests", "tmp", "x.json"]);
     deepStrictEqual(await names(spool.tmpDir), []);
   });
 });
 
 Deno.test("read rejects malformed and unknown ids with UnknownMessageError", async () => {
   await withSpool(async (spool, dir) => {
-    // A valid-looking record just outside the queue directory must stay unreachable.
-    await Deno.writeTextFile(join(dir, "x.json"), JSON.stringify(sampleRecord()));
-    for (const id of ["../x", "..", "", "abc", "a/b", "0123456789abcdef", `${newQueueId()}.json`]) {
+    // A valid-looking message just outside the queue directory must stay unreachable.
+    await Deno.writeFile(join(dir, "x.msg"), encodeHeader(sampleRecord()));
+    for (const id of ["../x", "..", "", "abc", "a/b", "0123456789abcdef", `${newQueueId()}.msg`]) {
       await rejects(spool.read(id), (e: unknown) => {
         ok(e instanceof UnknownMessageError, `${id}: ${e}`);
         strictEqual(e.id, id);
@@ -277,21 +393,70 @@ Deno.test("read rejects malformed and unknown ids with UnknownMessageError", asy
       });
     }
     await rejects(spool.read(newQueueId()), UnknownMessageError);
+    await rejects(spool.open("../x"), UnknownMessageError);
     await rejects(spool.openMessage("../x"), UnknownMessageError);
     await rejects(spool.openMessage(newQueueId()), UnknownMessageError);
   });
 });
 
-Deno.test("openMessage streams the stored bytes", async () => {
+Deno.test("openMessage streams the stored bytes without the header, small and large", async () => {
   await withSpool(async (spool) => {
-    const id = await store(spool, bytesOf(150_000, 9));
-    const file = await spool.openMessage(id);
-    const bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
-    deepStrictEqual(bytes, bytesOf(150_000, 9));
+    for (const [length, seed] of [[0, 1], [1, 2], [3000, 3], [150_000, 9], [1_000_003, 10]]) {
+      const id = await store(spool, bytesOf(length, seed));
+      const stream = await spool.openMessage(id);
+      const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+      deepStrictEqual(bytes, bytesOf(length, seed), `${length} bytes`);
+    }
   });
 });
 
-Deno.test("list sorts by id and reports a corrupt record as a problem without failing", async () => {
+Deno.test("open: the record, the first bytes read with it, the file after them; messageStream joins them", async () => {
+  await withSpool(async (spool) => {
+    const bytes = bytesOf(300_000, 11);
+    const id = await store(spool, bytes);
+    const opened = await spool.open(id);
+    try {
+      strictEqual(opened.record.id, id);
+      strictEqual(opened.record.size, bytes.length);
+      ok(opened.head.length > 0 && opened.head.length < bytes.length, `${opened.head.length}`);
+      deepStrictEqual(opened.head, bytes.subarray(0, opened.head.length));
+    } catch (e) {
+      opened.file.close();
+      throw e;
+    }
+    const all = new Uint8Array(await new Response(messageStream(opened)).arrayBuffer());
+    deepStrictEqual(all, bytes);
+
+    // A small message comes whole with its header.
+    const small = await store(spool, bytesOf(500, 12));
+    const whole = await spool.open(small);
+    whole.file.close();
+    deepStrictEqual(whole.head, bytesOf(500, 12));
+    strictEqual(whole.record.size, 500);
+
+    // A stream cancelled half-way closes the file (the test's resource check sees no leak).
+    const reader = (await spool.openMessage(id)).getReader();
+    await reader.read();
+    await reader.cancel();
+  });
+});
+
+Deno.test("open with the record already known skips the header and returns that record", async () => {
+  await withSpool(async (spool) => {
+    const bytes = bytesOf(2000, 13);
+    const writer = await spool.createMessage({ ...FIELDS });
+    await writer.write(bytes);
+    await writer.commit();
+    const known = { ...writer.record, size: writer.size };
+    const opened = await spool.open(writer.id, known);
+    strictEqual(opened.record, known, "the caller's record, not a parsed copy");
+    const back = new Uint8Array(await new Response(messageStream(opened)).arrayBuffer());
+    deepStrictEqual(back, bytes);
+    deepStrictEqual(await spool.read(writer.id), JSON.parse(JSON.stringify(known)));
+  });
+});
+
+Deno.test("list sorts by id and reports unreadable messages as problems without failing", async () => {
   await withSpool(async (spool) => {
     const ids = [
       newQueueId(1_700_000_000_500),
@@ -300,25 +465,34 @@ Deno.test("list sorts by id and reports a corrupt record as a problem without fa
       newQueueId(1_600_000_000_000),
     ];
     for (const [i, id] of ids.entries()) await store(spool, bytesOf(10, i + 1), id);
-    const corrupt = newQueueId(1_650_000_000_000);
-    await Deno.writeFile(spool.messagePath(corrupt), bytesOf(10, 7));
+    // A record beside a message that is corrupt JSON, and one that is not a record.
+    const corrupt = await store(spool, bytesOf(10, 7), newQueueId(1_650_000_000_000));
     await Deno.writeTextFile(spool.recordPath(corrupt), '{"version": 1, "id": ');
-    const invalid = newQueueId(1_650_000_000_001);
-    await Deno.writeFile(spool.messagePath(invalid), bytesOf(10, 8));
+    const invalid = await store(spool, bytesOf(10, 8), newQueueId(1_650_000_000_001));
     await Deno.writeTextFile(spool.recordPath(invalid), JSON.stringify({ version: 1 }));
-    // Files that are not queue records are ignored.
+    // A message file whose header is broken.
+    const badHeader = newQueueId(1_650_000_000_002);
+    await Deno.writeTextFile(spool.messagePath(badHeader), "CARRIER1 {oops\nbody\r\n");
+    // Raw bytes without a header and without a record (nothing says where they go).
+    const noRecord = newQueueId(1_650_000_000_003);
+    await Deno.writeFile(spool.messagePath(noRecord), bytesOf(10, 9));
+    // Files that are not queue entries are ignored.
     await Deno.writeTextFile(join(spool.queueDir, "notes.txt"), "hello");
     await Deno.writeTextFile(join(spool.queueDir, "bad-name.json"), "{}");
+    await Deno.writeTextFile(join(spool.queueDir, "bad-name.msg"), "x");
 
     const { records, problems } = await spool.list();
     deepStrictEqual(records.map((r) => r.id), [...ids].sort());
-    strictEqual(problems.length, 2, problems.join("\n"));
-    const corruptProblem = problems.find((p) => p.includes(corrupt));
-    ok(corruptProblem, `the problem names the broken record: ${problems.join(" | ")}`);
-    match(corruptProblem, /JSON/);
-    const invalidProblem = problems.find((p) => p.includes(invalid));
-    ok(invalidProblem, problems.join(" | "));
-    match(invalidProblem, /"id"/);
+    strictEqual(problems.length, 4, problems.join("\n"));
+    const about = (id: string) => {
+      const p = problems.find((p) => p.includes(id));
+      ok(p, `a problem names ${id}: ${problems.join(" | ")}`);
+      return p;
+    };
+    match(about(corrupt), /JSON/);
+    match(about(invalid), /"id"/);
+    match(about(badHeader), /header/);
+    match(about(noRecord), /no record/);
     await rejects(spool.read(corrupt), (e: unknown) => {
       ok(e instanceof Error && !(e instanceof UnknownMessageError));
       ok(e.message.includes(spool.recordPath(corrupt)), e.message);
@@ -333,17 +507,38 @@ Deno.test("list of an empty queue", async () => {
   });
 });
 
-Deno.test("remove deletes both files; unknown and malformed ids throw UnknownMessageError", async () => {
+Deno.test("remove recycles the message file into free/ and drops its record; unknown ids throw", async () => {
   await withSpool(async (spool) => {
     const a = await store(spool, bytesOf(10, 1));
     const b = await store(spool, bytesOf(10, 2));
+    await spool.update({ ...(await spool.read(a)), attempts: 1 });
+    const inode = (await Deno.stat(spool.messagePath(a))).ino;
     await spool.remove(a);
-    deepStrictEqual(await names(spool.queueDir), [`${b}.json`, `${b}.msg`]);
+    deepStrictEqual(await names(spool.queueDir), [`${b}.msg`]);
+    const spare = await names(spool.freeDir);
+    strictEqual(spare.length, 1);
+    strictEqual((await Deno.stat(join(spool.freeDir, spare[0]))).ino, inode, "kept for reuse");
     await rejects(spool.read(a), UnknownMessageError);
     await rejects(spool.remove(a), UnknownMessageError);
     await rejects(spool.remove("../x"), UnknownMessageError);
     await rejects(spool.remove(newQueueId()), UnknownMessageError);
     deepStrictEqual((await spool.list()).records.map((r) => r.id), [b]);
+
+    // `noRecord`: the caller knows there is none; a large message's file is emptied.
+    const big = await store(spool, bytesOf(300 * 1024, 3));
+    await spool.remove(big, { size: 300 * 1024, noRecord: true });
+    deepStrictEqual(await names(spool.queueDir), [`${b}.msg`]);
+    const sizes = [];
+    for (const name of await names(spool.freeDir)) {
+      sizes.push((await Deno.stat(join(spool.freeDir, name))).size);
+    }
+    ok(sizes.includes(0), `the large file was emptied: ${sizes}`);
+
+    // The next message reuses a spare file rather than creating one.
+    const before = new Set(await names(spool.freeDir));
+    const c = await store(spool, bytesOf(10, 4));
+    strictEqual((await names(spool.freeDir)).length, before.size - 1);
+    deepStrictEqual(await storedBytes(spool, c), bytesOf(10, 4));
   });
 });
 
