@@ -6,7 +6,7 @@ import type { Config } from "../../src/config/schema.ts";
 import { runQueueCommand, shortDuration } from "../../src/queue/queue_command.ts";
 import { newQueueId, type QueueRecord } from "../../src/queue/record.ts";
 import { FLUSH_REQUEST_FILE, Spool } from "../../src/queue/spool.ts";
-import { sampleRecord } from "./_helpers.ts";
+import { storeMessage } from "./_helpers.ts";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -86,11 +86,16 @@ async function withQueue(fn: (spool: Spool, config: Config) => Promise<void>): P
 }
 
 async function store(spool: Spool, text: string, record: Partial<QueueRecord> = {}) {
-  const id = record.id ?? newQueueId();
-  const writer = await spool.createMessage(id);
-  await writer.write(new TextEncoder().encode(text));
-  await writer.commit(sampleRecord({ ...record, id }));
-  return id;
+  return (await storeMessage(spool, text, record)).id;
+}
+
+/** Every file in the queue directory and its bytes. */
+async function snapshot(spool: Spool): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for await (const e of Deno.readDir(spool.queueDir)) {
+    files.set(e.name, await Deno.readFile(join(spool.queueDir, e.name)));
+  }
+  return files;
 }
 
 Deno.test("queue commands refuse a directory that is not a spool", async () => {
@@ -152,7 +157,7 @@ Deno.test("queue list --json reports corrupt records and exits 1", async () => {
   await withQueue(async (spool, config) => {
     const id = await store(spool, "hello");
     const bad = newQueueId();
-    await Deno.writeTextFile(spool.recordPath(bad), "{ not json");
+    await Deno.writeTextFile(spool.messagePath(bad), "CARRIER1 { not json\nhello\r\n");
     const { out, code } = await run(config, ["list"], true);
     strictEqual(code, 1);
     const parsed = JSON.parse(out.join("\n"));
@@ -204,16 +209,12 @@ Deno.test("queue flush leaves a request file for the server and counts pending m
     await store(spool, "b", {
       recipients: [{ address: "x@example.org", status: "delivered" }],
     });
-    const before = await Deno.readTextFile(spool.recordPath((await spool.list()).records[0].id));
+    const before = await snapshot(spool);
     const { out, code } = await run(config, ["flush"], true);
     strictEqual(code, 0);
     deepStrictEqual(JSON.parse(out[0]), { flushRequested: 1 });
     const stamp = await Deno.readTextFile(join(spool.dir, FLUSH_REQUEST_FILE));
     ok(!Number.isNaN(Date.parse(stamp.trim())), stamp);
-    strictEqual(
-      await Deno.readTextFile(spool.recordPath((await spool.list()).records[0].id)),
-      before,
-      "records are not rewritten",
-    );
+    deepStrictEqual(await snapshot(spool), before, "records are not rewritten");
   });
 });

@@ -1,6 +1,12 @@
 import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import fc from "fast-check";
-import { ID_PATTERN, newQueueId, validateRecord } from "../../src/queue/record.ts";
+import {
+  encodeHeader,
+  HEADER_MAGIC,
+  ID_PATTERN,
+  newQueueId,
+  validateRecord,
+} from "../../src/queue/record.ts";
 import { sampleRecord } from "./_helpers.ts";
 
 Deno.test("newQueueId matches ID_PATTERN: upper-case base 36, safe as a file name", () => {
@@ -101,4 +107,19 @@ Deno.test("validateRecord errors name the source and the bad field", () => {
       field,
     );
   }
+});
+
+Deno.test("encodeHeader: one line, CARRIER1 and the record as JSON, even with newlines in fields", () => {
+  const record = sampleRecord({
+    lastError: "451 first line\r\nsecond line\n",
+    helo: "h\u2028\u00e9\u4f8b",
+    recipients: [{ address: "\u00fc@example.org", status: "pending", response: "a\nb" }],
+  });
+  const header = encodeHeader(record);
+  deepStrictEqual(header.subarray(0, HEADER_MAGIC.length), HEADER_MAGIC);
+  strictEqual(new TextDecoder().decode(HEADER_MAGIC), "CARRIER1 ");
+  strictEqual(header.indexOf(0x0a), header.length - 1, "the only LF ends the line");
+  ok(!header.includes(0x0d), "no CR either");
+  const text = new TextDecoder().decode(header);
+  deepStrictEqual(JSON.parse(text.slice("CARRIER1 ".length, -1)), record);
 });
