@@ -32,8 +32,15 @@ export class FreeFiles {
     for await (const entry of Deno.readDir(this.dir)) {
       if (!entry.isFile) continue;
       const path = join(this.dir, entry.name);
-      const info = await Deno.stat(path);
-      if ((info.nlink ?? 1) > 1) await Deno.remove(path);
+      let info: Deno.FileInfo;
+      try {
+        info = await Deno.stat(path);
+      } catch (e) {
+        // Taken meanwhile (`carrier queue` opening the spool of a running server).
+        if (e instanceof Deno.errors.NotFound) continue;
+        throw e;
+      }
+      if ((info.nlink ?? 1) > 1) await Deno.remove(path).catch(() => {});
       else this.#names.push(entry.name);
     }
   }
