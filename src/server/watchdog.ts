@@ -19,14 +19,20 @@ export class Watchdog {
     this.#deadline = deadline;
     if (deadline < this.#timerAt) this.#arm(deadline);
     return new Promise<T>((resolve, reject) => {
-      this.#reject = (e) => reject(e);
+      const fail = (e: Error) => reject(e);
+      this.#reject = fail;
+      // Only this I/O's own slot is cleared: an abandoned read (timed out, interrupted)
+      // that settles late must not disarm the deadline of the write that followed it.
+      const done = () => {
+        if (this.#reject === fail) this.#reject = undefined;
+      };
       io.then(
         (value) => {
-          this.#reject = undefined;
+          done();
           resolve(value);
         },
         (e) => {
-          this.#reject = undefined;
+          done();
           reject(e);
         },
       );
