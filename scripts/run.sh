@@ -5,7 +5,9 @@
 # beside it and signals (SIGHUP, SIGTERM) reach it directly.
 set -eu
 here=$(dirname "$0")
-lines=$(deno run --quiet --no-prompt --allow-read --allow-env --allow-sys=hostname "$here/run_args.ts" "$@")
+# The task passes the Deno that runs it (it need not be on the PATH, e.g. under npx).
+deno=${DENO:-deno}
+lines=$("$deno" run --quiet --no-prompt --allow-read --allow-env --allow-sys=hostname "$here/run_args.ts" "$@")
 # One argument per line (run_args.ts refuses line breaks inside arguments).
 IFS='
 '

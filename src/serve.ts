@@ -140,6 +140,7 @@ export async function runServe(config: Config): Promise<number> {
   await metricsServer?.shutdown();
   Deno.removeSignalListener("SIGHUP", onHup);
   await reloading;
+  spool.close();
   lock.close();
   log.info("stopped", {
     addresses: server.addresses.map((a) => formatAddress(a.address)).join(",") || undefined,

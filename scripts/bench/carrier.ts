@@ -13,11 +13,9 @@ export interface CarrierInstance {
   stop(): Promise<void>;
 }
 
-/** The `dev` task's argv (`deno` there is this Deno). */
-export async function devCommand(): Promise<string[]> {
-  const json = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
-  const words = (json.tasks.dev as string).split(/\s+/);
-  return words.map((w) => w === "deno" ? Deno.execPath() : w);
+/** What `deno task dev` runs (scripts/run.sh), with this Deno. */
+export function devCommand(): string[] {
+  return ["env", `DENO=${Deno.execPath()}`, "sh", "scripts/run.sh", "serve"];
 }
 
 /** Starts Carrier on 127.0.0.1:`port` relaying to 127.0.0.1:`relayPort` (0 = hold mode). */
@@ -27,9 +25,10 @@ export async function startCarrier(
   relayPort: number,
   prefix: string[] = [],
   metricsPort = 0,
+  extra: string[] = [],
 ): Promise<CarrierInstance> {
   await Deno.mkdir(dir, { recursive: true });
-  const [cmd, ...args] = [...prefix, ...await devCommand()];
+  const [cmd, ...args] = [...prefix, ...devCommand()];
   const log = await Deno.open(join(dir, "carrier.log"), { write: true, create: true });
   const child = new Deno.Command(cmd, {
     args: [
@@ -44,6 +43,7 @@ export async function startCarrier(
       "200",
       ...(relayPort ? ["--upstream", `smtp://127.0.0.1:${relayPort}`] : []),
       ...(metricsPort ? ["--metrics-listen", `127.0.0.1:${metricsPort}`] : []),
+      ...extra,
     ],
     cwd: new URL("../..", import.meta.url).pathname,
     stdin: "null",

@@ -85,7 +85,9 @@ export class Spool {
   readonly #free: FreeFiles;
 
   /** The queue directory's fsync, shared by the commits and removals that need it together. */
-  readonly #queueSync = new GroupSync(() => this.#syncDir(this.queueDir));
+  readonly #queueSync = new GroupSync(() => this.#syncQueueDir());
+  /** The queue directory, kept open for its fsyncs (a server syncs it many times a second). */
+  #queueHandle: Deno.FsFile | undefined;
 
   private constructor(readonly dir: string) {
     this.tmpDir = join(dir, "tmp");
@@ -374,13 +376,22 @@ export class Spool {
     return join(this.queueDir, `${id}.json`);
   }
 
-  async #syncDir(dir: string): Promise<void> {
-    const handle = await Deno.open(dir, { read: true });
+  async #syncQueueDir(): Promise<void> {
+    this.#queueHandle ??= await Deno.open(this.queueDir, { read: true });
     try {
-      await handle.sync();
-    } finally {
-      handle.close();
+      await this.#queueHandle.sync();
+    } catch (e) {
+      this.close();
+      throw e;
     }
+  }
+
+  /** Releases the directory handle kept for fsyncs (reopened if needed). */
+  close(): void {
+    try {
+      this.#queueHandle?.close();
+    } catch { /* already closed */ }
+    this.#queueHandle = undefined;
   }
 }
 
