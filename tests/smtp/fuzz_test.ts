@@ -6,7 +6,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import fc from "fast-check";
 import { AddressError, parseParams, parsePath } from "../../src/smtp/address.ts";
-import { DataReader } from "../../src/smtp/data.ts";
+import { DataScanner } from "../../src/smtp/data.ts";
 import { type Line, LineSplitter } from "../../src/smtp/line_stream.ts";
 import { formatReply } from "../../src/smtp/reply.ts";
 import type { DataResult, Step } from "../../src/smtp/envelope.ts";
@@ -102,13 +102,12 @@ Deno.test("fuzz: LineSplitter reproduces its input and bounds every piece", () =
   );
 });
 
-Deno.test("fuzz: dot-stuffed messages come back byte-exact through splitter and reader", () => {
+Deno.test("fuzz: dot-stuffed messages come back byte-exact through the data scanner", () => {
   fc.assert(
     fc.property(
       protocolBytes(300),
-      fc.integer({ min: 1, max: 60 }),
       fc.array(fc.nat(), { maxLength: 10 }),
-      (body, maxLength, points) => {
+      (body, points) => {
         // What the client does (RFC 5321 §4.5.2): end with CRLF, stuff lines starting with ".".
         let text = latin1(body);
         if (!text.endsWith("\r\n")) text += "\r\n";
@@ -116,26 +115,26 @@ Deno.test("fuzz: dot-stuffed messages come back byte-exact through splitter and 
           text.slice(0, -2).split("\r\n").map((l) => (l.startsWith(".") ? "." + l : l))
             .join("\r\n") + "\r\n.\r\nQUIT\r\n";
         const wire = Uint8Array.from(stuffed, (c) => c.charCodeAt(0));
-        const splitter = new LineSplitter(maxLength);
-        const reader = new DataReader(1_000_000);
+        const scanner = new DataScanner(1_000_000);
         const parts: Uint8Array[] = [];
         let ends = 0;
         const after: string[] = [];
         for (const chunk of cut(wire, points)) {
-          for (const line of splitter.push(chunk)) {
-            if (ends > 0) {
-              after.push(latin1(line.bytes));
-              continue;
-            }
-            const out = reader.push(line);
-            parts.push(...out.parts);
-            if (out.end) ends++;
+          if (ends > 0) {
+            after.push(latin1(chunk));
+            continue;
+          }
+          const { spans, end } = scanner.scan(chunk);
+          for (const span of spans) parts.push(span.slice());
+          if (end !== -1) {
+            ends++;
+            after.push(latin1(chunk.subarray(end)));
           }
         }
         strictEqual(ends, 1, "exactly one end of data");
         strictEqual(latin1(concat(parts)), text);
-        strictEqual(reader.size, text.length);
-        strictEqual(after.join(""), "QUIT");
+        strictEqual(scanner.size, text.length);
+        strictEqual(after.join(""), "QUIT\r\n");
       },
     ),
     { numRuns: 800 },
@@ -147,12 +146,8 @@ Deno.test("fuzz: raw data without CRLF.CRLF never ends the message", () => {
     fc.property(protocolBytes(300), fc.array(fc.nat(), { maxLength: 10 }), (body, points) => {
       const text = latin1(body);
       fc.pre(!text.includes("\r\n.\r\n") && !text.startsWith(".\r\n"));
-      const splitter = new LineSplitter(50);
-      const reader = new DataReader(1_000_000);
-      for (const chunk of cut(body, points)) {
-        for (const line of splitter.push(chunk)) ok(!reader.push(line).end);
-      }
-      for (const line of splitter.flush()) ok(!reader.push(line).end);
+      const scanner = new DataScanner(1_000_000);
+      for (const chunk of cut(body, points)) strictEqual(scanner.scan(chunk).end, -1);
     }),
     { numRuns: 800 },
   );
@@ -434,33 +429,42 @@ Deno.test("fuzz: the session behind a real splitter, on arbitrary byte streams",
           },
           { address: "127.0.0.1", port: 1, tls: false },
         );
-        // Drives the session the way the server does: a larger line bound in DATA, and the
-        // rest of a chunk discarded after STARTTLS.
+        // Drives the session the way the connection does: one command line at a time from
+        // the splitter, the data scanner from the byte after DATA, and the rest of a chunk
+        // discarded after STARTTLS.
         const splitter = new LineSplitter(MAX_COMMAND_LINE);
-        let data: DataReader | undefined;
+        let data: DataScanner | undefined;
+        const lines: Line[] = [];
         for (const chunk of cut(concat(pieces), points)) {
-          for (const line of splitter.push(chunk)) {
+          let pos = 0;
+          for (let guard = 0; pos < chunk.length; guard++) {
+            ok(guard <= chunk.length + 1, "every step consumes input");
             if (s.state === "closed") return;
             if (data) {
-              if (data.push(line).end) {
-                data = undefined;
-                splitter.maxLength = MAX_COMMAND_LINE;
-                s.dataFinished({ kind: "stored", id: "X" });
-              }
+              const { end } = data.scan(chunk, pos);
+              if (end === -1) break;
+              ok(end > pos && end <= chunk.length, "the end marker's last byte is in this chunk");
+              pos = end;
+              data = undefined;
+              s.dataFinished({ kind: "stored", id: "X" });
               continue;
             }
-            const step = s.receive(line);
-            for (const r of step.replies) ok(REPLY_WIRE.test(formatReply(r)));
-            ok(s.errors <= 5);
-            if (step.effect?.kind === "data") {
-              data = new DataReader(10_000);
-              splitter.maxLength = 1000;
-            }
-            if (step.effect?.kind === "authenticate") s.authFinished("failed");
-            if (step.effect?.kind === "starttls") {
-              splitter.reset();
-              s.tlsStarted();
-              break;
+            lines.length = 0;
+            const next = splitter.take(chunk, pos, lines);
+            ok(next > pos, "take consumes at least one byte");
+            pos = next;
+            for (const [i, line] of lines.entries()) {
+              if (line.complete) strictEqual(i, lines.length - 1, "a whole line comes last");
+              const step = s.receive(line);
+              for (const r of step.replies) ok(REPLY_WIRE.test(formatReply(r)));
+              ok(s.errors <= 5);
+              if (step.effect?.kind === "data") data = new DataScanner(10_000);
+              if (step.effect?.kind === "authenticate") s.authFinished("failed");
+              if (step.effect?.kind === "starttls") {
+                splitter.reset();
+                s.tlsStarted();
+                pos = chunk.length;
+              }
             }
           }
         }

@@ -1,4 +1,5 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import fc from "fast-check";
 import { type Line, LineSplitter, LineStream } from "../../src/smtp/line_stream.ts";
 import { concat, dec, enc, latin1 } from "./_helpers.ts";
 
@@ -237,7 +238,7 @@ Deno.test("LineSplitter: maxLength must be a positive integer", () => {
   strictEqual(splitter.maxLength, 10);
 });
 
-Deno.test("LineSplitter: raising maxLength (for DATA) lets longer lines through whole", () => {
+Deno.test("LineSplitter: raising maxLength lets longer lines through whole", () => {
   const splitter = new LineSplitter(4);
   deepStrictEqual(shape(splitter.push(enc("abcdef"))), [["abcd", false, true]]);
   splitter.maxLength = 100;
@@ -245,8 +246,8 @@ Deno.test("LineSplitter: raising maxLength (for DATA) lets longer lines through 
 });
 
 Deno.test("LineSplitter: lowering maxLength with more pending keeps every byte", () => {
-  // The server drops the bound back to the command length after DATA; a pipelined tail
-  // longer than that may already be buffered.
+  // (The server reads DATA with the scanner now and keeps the command bound; the setter
+  // still keeps every byte when a caller lowers it under what is buffered.)
   const splitter = new LineSplitter(1000);
   deepStrictEqual(splitter.push(enc("A".repeat(800))), []);
   splitter.maxLength = 510;
@@ -260,6 +261,117 @@ Deno.test("LineSplitter: lowering maxLength with more pending keeps every byte",
   ]);
   ok(out.slice(1).every((l) => l.bytes.length <= 510), "later pieces respect the new bound");
   strictEqual(dec(out[3].bytes), "NOOP");
+});
+
+/** Drives `take` over a chunk the way the connection does; returns each call's output and end. */
+function takeAll(splitter: LineSplitter, chunk: Uint8Array): { lines: Line[]; end: number }[] {
+  const calls: { lines: Line[]; end: number }[] = [];
+  let pos = 0;
+  for (let i = 0; pos < chunk.length; i++) {
+    if (i > chunk.length) throw new Error("take made no progress");
+    const lines: Line[] = [];
+    const end = splitter.take(chunk, pos, lines);
+    ok(end > pos && end <= chunk.length, `take(${pos}) returned ${end}`);
+    calls.push({ lines, end });
+    pos = end;
+  }
+  return calls;
+}
+
+Deno.test("LineSplitter.take: one line per call, stopping right after its CRLF", () => {
+  const splitter = new LineSplitter(80);
+  const chunk = enc("EHLO a\r\nMAIL FROM:<>\r\nDATA\r\nSubject: not a command");
+  const calls = takeAll(splitter, chunk);
+  deepStrictEqual(calls.map((c) => [shape(c.lines), c.end]), [
+    [[["EHLO a", true, true]], 8],
+    [[["MAIL FROM:<>", true, true]], 22],
+    [[["DATA", true, true]], 28],
+    [[], chunk.length],
+  ]);
+  // What follows DATA was not split into lines: it is still there for the data reader...
+  strictEqual(latin1(chunk.subarray(28)), "Subject: not a command");
+  // ...though this splitter, having been given it, holds it as the start of a line.
+  strictEqual(splitter.buffered, "Subject: not a command".length);
+});
+
+Deno.test("LineSplitter.take: at or past the end of the chunk it takes nothing", () => {
+  const splitter = new LineSplitter(10);
+  const out: Line[] = [];
+  strictEqual(splitter.take(enc("abc"), 3, out), 3);
+  strictEqual(splitter.take(enc("abc"), 7, out), 3);
+  strictEqual(splitter.take(new Uint8Array(0), 0, out), 0);
+  deepStrictEqual(out, []);
+  strictEqual(splitter.buffered, 0);
+});
+
+Deno.test("LineSplitter.take: a CR held from the last chunk pairs with an LF at pos", () => {
+  const splitter = new LineSplitter(80);
+  const first = enc("NOOP\r");
+  deepStrictEqual(takeAll(splitter, first).map((c) => c.lines), [[]]);
+  const second = enc("\nQUIT\r\n");
+  const calls = takeAll(splitter, second);
+  deepStrictEqual(calls.map((c) => [shape(c.lines), c.end]), [
+    [[["NOOP", true, true]], 1],
+    [[["QUIT", true, true]], 7],
+  ]);
+  // A held CR followed by something else is data, and take goes on to the line end.
+  const other = new LineSplitter(80);
+  other.take(enc("a\r"), 0, []);
+  const out: Line[] = [];
+  strictEqual(other.take(enc("b\r\nc"), 0, out), 3);
+  deepStrictEqual(shape(out), [["a\rb", true, true]]);
+});
+
+Deno.test("LineSplitter.take: fragments of an overlong line come before the whole line that ends it", () => {
+  const splitter = new LineSplitter(4);
+  const chunk = enc("abcdefghij\r\nxy\r\n");
+  const calls = takeAll(splitter, chunk);
+  deepStrictEqual(calls.map((c) => [shape(c.lines), c.end]), [
+    [[["abcd", false, true], ["efgh", false, false], ["ij", true, false]], 12],
+    [[["xy", true, true]], 16],
+  ]);
+});
+
+Deno.test("LineSplitter.take gives the same lines as push, with a whole line always last", () => {
+  const byte = fc.oneof(
+    { weight: 3, arbitrary: fc.integer({ min: 0, max: 255 }) },
+    { weight: 2, arbitrary: fc.constantFrom(0x0d, 0x0a, 0x2e, 0x61) },
+  );
+  fc.assert(
+    fc.property(
+      fc.array(byte, { maxLength: 300 }).map((a) => Uint8Array.from(a)),
+      fc.integer({ min: 1, max: 40 }),
+      fc.array(fc.nat(), { maxLength: 8 }),
+      (input, maxLength, points) => {
+        const at = points.map((p) => p % (input.length + 1)).sort((a, b) => a - b);
+        const chunks: Uint8Array[] = [];
+        let last = 0;
+        for (const p of [...at, input.length]) {
+          chunks.push(input.subarray(last, p));
+          last = p;
+        }
+        const byPush = new LineSplitter(maxLength);
+        const byTake = new LineSplitter(maxLength);
+        const pushed: Line[] = [];
+        const taken: Line[] = [];
+        for (const chunk of chunks) {
+          pushed.push(...byPush.push(chunk));
+          for (const { lines, end } of takeAll(byTake, chunk)) {
+            const whole = lines.filter((l) => l.complete);
+            ok(whole.length <= 1, "at most one whole line per call");
+            if (whole.length === 1) {
+              strictEqual(lines.at(-1), whole[0], "the whole line is the last thing appended");
+              strictEqual(chunk[end - 1], 0x0a, "and the call stopped right after its LF");
+            }
+            taken.push(...lines);
+          }
+          strictEqual(byTake.buffered, byPush.buffered);
+        }
+        deepStrictEqual(shape(taken), shape(pushed));
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 Deno.test("LineStream: a TransformStream end to end", async () => {
