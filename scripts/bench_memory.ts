@@ -133,6 +133,8 @@ await session(async (say, conn) => {
   for (let i = 0; i < lineMb; i++) await writeAll(conn, run);
   dataReply = await say("\r\n.\r\n");
 });
+await memory.sample();
+const afterDataLine = memory.peakRssKiB;
 let commandReply = "";
 await session(async (say, conn) => {
   await say("EHLO memory.bench.invalid\r\n");
@@ -143,7 +145,8 @@ await memory.stop();
 heap.stop();
 console.log(
   `${lineMb} MB line without CRLF in DATA: "${dataReply.trim()}"; as a command: ` +
-    `"${commandReply.trim()}"; peak RSS ${(memory.peakRssKiB / 1024).toFixed(0)} MiB ` +
+    `"${commandReply.trim()}"; peak RSS after the DATA line ${(afterDataLine / 1024).toFixed(0)} ` +
+    `MiB, after the command line ${(memory.peakRssKiB / 1024).toFixed(0)} MiB ` +
     `(after the big messages: ${(afterBig / 1024).toFixed(0)} MiB)`,
 );
 await carrier.stop();

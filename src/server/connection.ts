@@ -46,7 +46,7 @@ class ShutdownError extends Error {}
 /** Runs one SMTP session over a transport until it ends. */
 export class Connection {
   #transport: Transport;
-  #splitter = new LineSplitter(MAX_COMMAND_LINE);
+  #splitter = new LineSplitter(MAX_COMMAND_LINE, true);
   #pending: Reply[] = [];
   #data: {
     scanner: DataScanner;

@@ -35,8 +35,13 @@ export class LineSplitter {
 
   #maxLength = 0;
 
-  /** @param maxLength the most bytes a line (without CRLF) may have before it is split into fragments */
-  constructor(maxLength: number) {
+  /**
+   * @param maxLength the most bytes a line (without CRLF) may have before it is split into fragments
+   * @param discardOverlong emit only the first fragment of an overlong line, then drop its bytes
+   *   up to the CRLF (which ends it as an empty complete piece): memory and garbage stay flat
+   *   whatever a client sends, for readers that refuse such lines anyway (SMTP commands)
+   */
+  constructor(maxLength: number, readonly discardOverlong = false) {
     this.maxLength = maxLength;
   }
 
@@ -124,6 +129,8 @@ export class LineSplitter {
 
   #append(out: Line[], bytes: Uint8Array): void {
     let rest = bytes;
+    // The rest of a line already too long: its bytes are nobody's business (commands).
+    if (this.discardOverlong && this.#lineStarted) return;
     while (this.#pendingLength + rest.length > this.maxLength) {
       // After maxLength was lowered (DATA back to commands) more than maxLength may be
       // pending: there is no room, so emit it as it is rather than lose bytes.
@@ -134,6 +141,7 @@ export class LineSplitter {
       }
       rest = rest.subarray(room);
       this.#emit(out, false);
+      if (this.discardOverlong) return;
     }
     if (rest.length > 0) {
       // Copy: the caller's chunk buffer may be reused by the transport.

@@ -407,3 +407,19 @@ Deno.test("LineStream: same output as LineSplitter over the sample", async () =>
     latin1(SAMPLE),
   );
 });
+
+Deno.test("LineSplitter: with discardOverlong, an overlong line is one fragment and an empty end", () => {
+  const splitter = new LineSplitter(8, true);
+  const chunk = new TextEncoder().encode("x".repeat(50));
+  const out = [
+    ...splitter.push(chunk),
+    ...splitter.push(chunk),
+    ...splitter.push(enc("y\r\nNOOP\r\n")),
+  ];
+  deepStrictEqual(out.map((l) => [latin1(l.bytes), l.complete, l.start]), [
+    ["xxxxxxxx", false, true],
+    ["", true, false],
+    ["NOOP", true, true],
+  ]);
+  strictEqual(splitter.buffered, 0);
+});
