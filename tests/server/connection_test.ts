@@ -10,6 +10,7 @@ import { Logger } from "../../src/ops/log.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import type { QueueRecord } from "../../src/queue/record.ts";
 import { Spool } from "../../src/queue/spool.ts";
+import { storedBytes } from "../support/spool.ts";
 import { Connection, type ConnectionDeps } from "../../src/server/connection.ts";
 import type { Transport } from "../../src/server/transport.ts";
 import { OPEN_POLICY } from "../../src/smtp/policy.ts";
@@ -102,6 +103,8 @@ interface Harness {
   logs: string[];
   metrics: Metrics;
   queued: QueueRecord[];
+  /** The bytes handed over with each queued record (small messages only). */
+  queuedBytes: (Uint8Array | undefined)[];
   shutdown: AbortController;
   /** Resolves when `Connection.run()` has returned. */
   done: Promise<void>;
@@ -119,6 +122,7 @@ async function withConnection(
   const logs: string[] = [];
   const metrics = new Metrics();
   const queued: QueueRecord[] = [];
+  const queuedBytes: (Uint8Array | undefined)[] = [];
   const shutdown = new AbortController();
   const session = new Session({
     hostname: "mx.test",
@@ -139,7 +143,10 @@ async function withConnection(
     commandTimeoutMs: 10_000,
     dataTimeoutMs: 10_000,
     dataTotalTimeoutMs: 60_000,
-    onQueued: (r) => queued.push(r),
+    onQueued: (r, bytes) => {
+      queued.push(r);
+      queuedBytes.push(bytes);
+    },
     shutdown: shutdown.signal,
     ...opts.deps,
   });
@@ -151,6 +158,7 @@ async function withConnection(
       logs,
       metrics,
       queued,
+      queuedBytes,
       shutdown,
       done,
       async write(count) {
@@ -161,6 +169,7 @@ async function withConnection(
   } finally {
     t.close();
     await done;
+    spool.close();
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -227,16 +236,17 @@ Deno.test("connection: replies to a pipelined batch go out in one write (RFC 292
   });
 });
 
-Deno.test("connection: DATA stores the message; 250 only once the record is on disk", async () => {
+Deno.test("connection: DATA stores the message; 250 only once it and its record are on disk", async () => {
   await withConnection({}, async (h) => {
     let onDiskAt250: boolean | undefined;
     h.t.onWrite = (bytes) => {
       const m = /^250 2\.0\.0 Ok: queued as ([0-9A-Z]+)/.exec(dec.decode(bytes));
       if (!m) return;
       try {
-        Deno.statSync(h.spool.recordPath(m[1]));
-        Deno.statSync(h.spool.messagePath(m[1]));
-        onDiskAt250 = true;
+        // One file in queue/: the record in its header line, then the message.
+        const file = Deno.readFileSync(h.spool.messagePath(m[1]));
+        const header = dec.decode(file.subarray(0, file.indexOf(0x0a)));
+        onDiskAt250 = header.startsWith(`CARRIER1 {`) && header.includes(`"id":"${m[1]}"`);
       } catch {
         onDiskAt250 = false;
       }
@@ -254,7 +264,7 @@ Deno.test("connection: DATA stores the message; 250 only once the record is on d
     ok(id, reply);
     strictEqual(onDiskAt250, true, "record and message on disk when the 250 was written");
 
-    const stored = await Deno.readFile(h.spool.messagePath(id));
+    const stored = await storedBytes(h.spool, id);
     const text = dec.decode(stored);
     match(text, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.test \(Carrier\)/);
     match(text, new RegExp(`with ESMTP id ${id}; `));
@@ -281,9 +291,11 @@ Deno.test("connection: DATA stores the message; 250 only once the record is on d
     deepStrictEqual(record.client, { address: "127.0.0.1", port: 40000, tls: false });
     await waitUntil("onQueued", () => h.queued.length === 1);
     deepStrictEqual(JSON.parse(JSON.stringify(h.queued[0])), record);
+    deepStrictEqual(h.queuedBytes[0], stored, "a small message is handed on with its bytes");
     strictEqual(h.metrics.get("messages_accepted_total"), 1);
     strictEqual(h.metrics.get("bytes_accepted_total"), stored.length);
     deepStrictEqual(await names(h.spool.tmpDir), []);
+    deepStrictEqual(await names(h.spool.queueDir), [`${id}.msg`]);
 
     h.t.push("QUIT\r\n");
     strictEqual(await h.write(n + 2), "221 2.0.0 Bye\r\n");
@@ -295,14 +307,17 @@ Deno.test("connection: end of input in the middle of DATA leaves nothing behind"
   await withConnection({}, async (h) => {
     await openTransaction(h);
     h.t.push("Subject: cut\r\n\r\npart of a message\r\nand a half line");
+    // The message is written over a spare file in free/ (a new one: none was prepared).
     await waitUntil(
-      "the message file in tmp/",
-      async () => (await names(h.spool.tmpDir)).length > 0,
+      "the message file in free/",
+      async () => (await names(h.spool.freeDir)).length > 0,
     );
+    const file = await names(h.spool.freeDir);
     h.t.end();
     await h.done;
     deepStrictEqual(await names(h.spool.tmpDir), []);
     deepStrictEqual(await names(h.spool.queueDir), []);
+    deepStrictEqual(await names(h.spool.freeDir), file, "its file is a spare again, nothing else");
     strictEqual(h.queued.length, 0);
     strictEqual(h.metrics.get("messages_accepted_total"), 0);
     ok(h.logs.some((l) => l.includes("client disconnected in DATA")), h.logs.join("\n"));
@@ -316,6 +331,7 @@ Deno.test("connection: a message over the size limit is refused with 552, nothin
     match(await h.write(n + 1), /^552 5\.3\.4 /);
     deepStrictEqual(await names(h.spool.tmpDir), []);
     deepStrictEqual(await names(h.spool.queueDir), []);
+    strictEqual((await names(h.spool.freeDir)).length, 1, "only the spare file it was written in");
     strictEqual(h.queued.length, 0);
     strictEqual(h.metrics.get("messages_rejected_total"), 1);
   });
@@ -323,7 +339,7 @@ Deno.test("connection: a message over the size limit is refused with 552, nothin
 
 Deno.test("connection: a spool that cannot be written gives 451, never 250", async () => {
   await withConnection({}, async (h) => {
-    await Deno.remove(h.spool.tmpDir, { recursive: true });
+    await Deno.remove(h.spool.freeDir, { recursive: true }); // no file can be taken
     const n = await openTransaction(h);
     h.t.push("Subject: lost\r\n\r\nbody\r\n.\r\n");
     match(await h.write(n + 1), /^451 4\.3\.0 /);
@@ -420,5 +436,73 @@ Deno.test("connection: a message stored but whose 250 cannot be written is still
     strictEqual(records.length, 1, "the message was committed");
     // Delivery must learn of it now, not at the next restart.
     deepStrictEqual(h.queued.map((r) => r.id), [records[0].id]);
+  });
+});
+
+Deno.test("connection: DATA and the message in the same chunk as the envelope: the scanner takes over after DATA", async () => {
+  await withConnection({}, async (h) => {
+    await h.write(1);
+    h.t.push("EHLO client.test\r\n");
+    await h.write(2);
+    // A client that does not wait for the 354 (and puts QUIT right behind the dot).
+    h.t.push(
+      "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n" +
+        "Subject: eager\r\n\r\nRCPT TO:<not-a-command@example.net>\r\n..dot\r\n.\r\nQUIT\r\n",
+    );
+    strictEqual(
+      await h.write(3),
+      "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n",
+    );
+    const id = /^250 2\.0\.0 Ok: queued as ([0-9A-Z]+)\r\n$/.exec(await h.write(4))?.[1];
+    ok(id);
+    strictEqual(await h.write(5), "221 2.0.0 Bye\r\n");
+    await h.done;
+    const text = dec.decode(await storedBytes(h.spool, id));
+    ok(
+      text.endsWith("\r\nSubject: eager\r\n\r\nRCPT TO:<not-a-command@example.net>\r\n.dot\r\n"),
+      text,
+    );
+    deepStrictEqual((await h.spool.read(id)).recipients.map((r) => r.address), [
+      "bob@example.net",
+    ]);
+  });
+});
+
+Deno.test("connection: a 300 KB line without CRLF, in many chunks, is stored whole (no fragment limit)", async () => {
+  await withConnection({}, async (h) => {
+    const n = await openTransaction(h);
+    const line = new Uint8Array(300 * 1024);
+    for (let i = 0; i < line.length; i++) line[i] = 0x41 + (i % 26);
+    line[0] = 0x2e; // a dot-stuffed line start: one dot is removed
+    line[1] = 0x2e;
+    h.t.push("Subject: long\r\n\r\n");
+    for (let at = 0; at < line.length; at += 7000) h.t.push(line.slice(at, at + 7000));
+    h.t.push("\r\n.\r\n");
+    const id = /^250 2\.0\.0 Ok: queued as ([0-9A-Z]+)\r\n$/.exec(await h.write(n + 1))?.[1];
+    ok(id);
+    const stored = await storedBytes(h.spool, id);
+    const body = stored.subarray(stored.length - (line.length - 1 + 2));
+    deepStrictEqual(body, concatBytes([line.subarray(1), enc.encode("\r\n")]));
+    strictEqual((await h.spool.read(id)).size, stored.length);
+    await waitUntil("onQueued", () => h.queued.length === 1);
+    strictEqual(h.queuedBytes[0], undefined, "a large message is read back from the spool");
+  });
+});
+
+Deno.test("connection: the next message of the session is written over the spare file of an aborted one", async () => {
+  await withConnection({ session: { maxMessageSize: 100 } }, async (h) => {
+    const n = await openTransaction(h);
+    h.t.push("x".repeat(300) + "\r\n.\r\n");
+    match(await h.write(n + 1), /^552 /);
+    const [spare] = await names(h.spool.freeDir);
+    const inode = (await Deno.stat(join(h.spool.freeDir, spare))).ino;
+    h.t.push("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n");
+    match(await h.write(n + 2), /354 /);
+    h.t.push("Subject: small\r\n\r\nok\r\n.\r\n");
+    const id = /queued as ([0-9A-Z]+)/.exec(await h.write(n + 3))?.[1];
+    ok(id);
+    strictEqual((await Deno.stat(h.spool.messagePath(id))).ino, inode);
+    deepStrictEqual(await names(h.spool.freeDir), []);
+    ok(dec.decode(await storedBytes(h.spool, id)).endsWith("\r\nSubject: small\r\n\r\nok\r\n"));
   });
 });
