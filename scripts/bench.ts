@@ -243,29 +243,34 @@ await Deno.remove(base, { recursive: true }).catch(() => {});
 const med = (key: string, f: (r: Result) => number) => median((results.get(key) ?? []).map(f));
 const fmt = (x: number, digits = 0) => Number.isFinite(x) ? x.toFixed(digits) : "—";
 console.log(
-  `\nCarrier vs Postfix, medians of ${runs} interleaved runs on ${navigator.hardwareConcurrency} cores (deno task bench)\n`,
+  `\nCarrier / Postfix, medians of ${runs} interleaved runs, ${navigator.hardwareConcurrency} cores, ` +
+    `queues in ${values.dir} (deno task bench)\n`,
 );
-console.log("| scenario | | Carrier | Postfix | Carrier / Postfix |");
-console.log("|---|---|---|---|---|");
+console.log(
+  "| scenario (messages) | accept msg/s | end to end msg/s | CPU ms/msg | peak memory MiB | " +
+    "final-dot reply p50 / p99 ms | fsyncs/msg |",
+);
+console.log("|---|---|---|---|---|---|---|");
 for (const s of scenarios) {
   const c = (f: (r: Result) => number) => med(`${s.key}/carrier`, f);
   const p = (f: (r: Result) => number) => med(`${s.key}/postfix`, f);
-  const row = (label: string, f: (r: Result) => number, digits: number, ratio: boolean) =>
-    console.log(
-      `| ${s.name} (${s.messages}) | ${label} | ${fmt(c(f), digits)} | ${fmt(p(f), digits)} | ${
-        ratio ? fmt(c(f) / p(f), 2) : ""
-      } |`,
-    );
-  row("accept msg/s", (r) => r.acceptRate, 0, true);
-  row("end to end msg/s", (r) => r.e2eRate, 0, true);
-  row("CPU ms / msg", (r) => r.cpuMsPerMessage, 2, true);
-  row("peak RSS MiB (sum)", (r) => r.peakRssMiB, 0, false);
-  row("peak PSS MiB (sum)", (r) => r.peakPssMiB, 0, true);
-  row("final-dot reply p50 ms", (r) => r.p50, 1, false);
-  row("final-dot reply p99 ms", (r) => r.p99, 1, false);
+  const pair = (f: (r: Result) => number, digits: number, ratio: boolean) =>
+    `${fmt(c(f), digits)} / ${fmt(p(f), digits)}` + (ratio ? ` (${fmt(c(f) / p(f), 2)}×)` : "");
   const fc = fsyncs.get(`${s.key}/carrier`);
   const fp = fsyncs.get(`${s.key}/postfix`);
-  if (fc !== undefined || fp !== undefined) {
-    console.log(`| ${s.name} | fsyncs / msg | ${fmt(fc ?? NaN, 2)} | ${fmt(fp ?? NaN, 2)} | |`);
-  }
+  console.log(
+    [
+      `${s.name} (${s.messages})`,
+      pair((r) => r.acceptRate, 0, true),
+      pair((r) => r.e2eRate, 0, true),
+      pair((r) => r.cpuMsPerMessage, 2, false),
+      // Carrier: peak RSS of what `deno task dev` runs; Postfix: peak PSS of all its processes
+      // (their RSS sum counts shared pages once per process).
+      `${fmt(c((r) => r.peakRssMiB))} RSS / ${fmt(p((r) => r.peakPssMiB))} PSS`,
+      `${fmt(c((r) => r.p50), 1)} / ${fmt(c((r) => r.p99), 1)} vs ${fmt(p((r) => r.p50), 1)} / ${
+        fmt(p((r) => r.p99), 1)
+      }`,
+      fc === undefined && fp === undefined ? "" : `${fmt(fc ?? NaN, 2)} / ${fmt(fp ?? NaN, 2)}`,
+    ].map((cell) => ` ${cell} `).join("|").replace(/^/, "|").replace(/$/, "|"),
+  );
 }

@@ -71,24 +71,18 @@ export class MessageWriter {
     return this.#size;
   }
 
-  /**
-   * Appends bytes. They are copied (the caller may reuse its buffer) and written in
-   * large pieces; the returned promise settles at once unless the buffer was full.
-   */
-  write(bytes: Uint8Array): Promise<void> | undefined {
+  /** Appends bytes: copied into the buffer (the caller may reuse its own), written when full. */
+  write(bytes: Uint8Array): void {
     this.#size += bytes.length;
     if (this.#used + bytes.length <= this.#buffer.length) {
       this.#buffer.set(bytes, this.#used);
       this.#used += bytes.length;
-      return undefined;
+      return;
     }
-    return this.#writeThrough(bytes);
-  }
-
-  async #writeThrough(bytes: Uint8Array): Promise<void> {
-    await this.#flush();
+    this.#flush();
     if (bytes.length >= this.#buffer.length) {
-      await writeAll(this.#file, bytes);
+      this.#flushed = true;
+      writeAll(this.#file, bytes);
       return;
     }
     this.#buffer.set(bytes, 0);
@@ -98,7 +92,7 @@ export class MessageWriter {
   /** Makes the message durable and visible: fdatasync, rename, then the shared directory fsync. */
   async commit(): Promise<void> {
     this.#small = this.#flushed ? undefined : this.#buffer.slice(this.#headerLength, this.#used);
-    await this.#flush();
+    this.#flush();
     this.#release();
     await this.#file.syncData();
     this.#file.close();
@@ -127,16 +121,20 @@ export class MessageWriter {
     this.publisher.discard(this.path);
   }
 
-  async #flush(): Promise<void> {
+  #flush(): void {
     if (this.#used === 0) return;
     this.#flushed = true;
-    await writeAll(this.#file, this.#buffer.subarray(0, this.#used));
+    writeAll(this.#file, this.#buffer.subarray(0, this.#used));
     this.#used = 0;
   }
 }
 
-/** Writes all of `bytes` (a write may be partial). */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+/**
+ * Writes all of `bytes` (a write may be partial). Synchronous: a write into the
+ * page cache takes microseconds, less than handing it to a worker thread and back;
+ * only the fsyncs, which wait for the disk, are asynchronous.
+ */
+export function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
   let offset = 0;
-  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
 }

@@ -213,14 +213,14 @@ export class Spool {
       throw new Error(`invalid queue id ${JSON.stringify(record.id)}`);
     }
     // Written over a spare file in free/ (see FreeFiles), renamed into queue/ at commit.
-    const { path, file } = await this.#free.take();
+    const { path, file } = this.#free.take();
     return new MessageWriter(this, record, file, path);
   }
 
   /** Moves a synced message file into the queue and waits for the shared directory fsync. */
   async publish(id: string, path: string): Promise<void> {
     try {
-      await Deno.rename(path, this.messagePath(id));
+      Deno.renameSync(path, this.messagePath(id));
       await this.#queueSync.request();
     } catch (e) {
       // Not acknowledged (the client gets 451): leave nothing of it in the queue.
@@ -351,7 +351,7 @@ export class Spool {
   async remove(id: string, opts: { size?: number; noRecord?: boolean } = {}): Promise<void> {
     if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
     try {
-      await this.#free.recycle(this.messagePath(id), opts.size ?? 0);
+      this.#free.recycle(this.messagePath(id), opts.size ?? 0);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
       throw e;
@@ -456,7 +456,7 @@ async function readHeader(
 async function writeSynced(path: string, text: string): Promise<void> {
   const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
   try {
-    await writeAll(file, new TextEncoder().encode(text));
+    writeAll(file, new TextEncoder().encode(text));
     await file.sync();
   } finally {
     file.close();

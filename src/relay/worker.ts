@@ -589,8 +589,7 @@ export class DeliveryWorker {
     });
     const id = writer.id;
     try {
-      const pending = writer.write(bytes);
-      if (pending) await pending;
+      writer.write(bytes);
       await writer.commit();
     } catch (e) {
       await writer.abort();

@@ -234,7 +234,7 @@ export class Connection {
         user: envelope.user,
         protocol: envelope.protocol,
       });
-      await writer.write(
+      writer.write(
         encoder.encode(
           receivedHeader(envelope, {
             hostname: this.deps.hostname,
@@ -266,10 +266,7 @@ export class Connection {
     const { spans, end } = data.scanner.scan(chunk, pos);
     if (data.writer) {
       try {
-        for (const span of spans) {
-          const pending = data.writer.write(span);
-          if (pending) await pending;
-        }
+        for (const span of spans) data.writer.write(span);
       } catch (e) {
         this.deps.log.error("spool write failed", {
           conn: this.id,

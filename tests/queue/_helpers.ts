@@ -47,10 +47,9 @@ export async function storeMessage(
     protocol: base.protocol,
   });
   try {
-    const pending = writer.write(
+    writer.write(
       typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes,
     );
-    if (pending) await pending;
     await writer.commit();
   } catch (e) {
     await writer.abort();
