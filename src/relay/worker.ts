@@ -557,7 +557,9 @@ export class DeliveryWorker {
     this.#touched.add(record.id);
     this.#schedule.delete(record.id);
     this.#noOverlay.delete(record.id);
-    this.options.metrics.set("queue_messages", this.queueSize);
+    // Its lane still counts it in flight until the attempt returns; it is no longer queued.
+    const inFlight = this.#inFlight.has(record.id) ? 1 : 0;
+    this.options.metrics.set("queue_messages", this.queueSize - inFlight);
     return true;
   }
 
