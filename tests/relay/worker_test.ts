@@ -8,12 +8,14 @@ import { join } from "node:path";
 import { concatBytes } from "../../src/bytes.ts";
 import { Logger } from "../../src/ops/log.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
-import { newQueueId, type QueueRecord, type RecipientRecord } from "../../src/queue/record.ts";
+import type { QueueRecord, RecipientRecord } from "../../src/queue/record.ts";
 import { pathExists, Spool, UnknownMessageError } from "../../src/queue/spool.ts";
 import { UpstreamSession } from "../../src/relay/upstream.ts";
 import { DeliveryWorker, type WorkerOptions } from "../../src/relay/worker.ts";
 import { type Smarthost, type SmarthostOptions, startSmarthost } from "../support/smarthost.ts";
 import { makeTestPki, type TestPki } from "../support/tls.ts";
+import { storedBytes } from "../support/spool.ts";
+import { storeMessage } from "../queue/_helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -104,7 +106,11 @@ async function withEnv(
   }
 }
 
-/** Queues a message the way the server does (write, then commit the record). */
+/**
+ * Queues a message the way the server does (the record in the file's header); state a new
+ * message cannot have (attempts, recipient statuses, times) goes beside it the way
+ * delivery writes it. Returns the record as the spool reads it back.
+ */
 async function enqueue(
   spool: Spool,
   opts: {
@@ -116,31 +122,20 @@ async function enqueue(
     receivedAt?: Date;
   },
 ): Promise<QueueRecord> {
-  const id = newQueueId();
-  const bytes = opts.bytes ?? MESSAGE;
-  const writer = await spool.createMessage(id);
-  await writer.write(bytes);
-  const now = new Date().toISOString();
-  const record: QueueRecord = {
-    version: 1,
-    id,
-    kind: "message",
+  const record: Partial<QueueRecord> = {
     sender: opts.sender ?? SENDER,
     recipients: opts.recipients.map((r) =>
       typeof r === "string" ? { address: r, status: "pending" } : r
     ),
-    smtputf8: false,
     body: "8BITMIME",
-    size: 0,
-    receivedAt: opts.receivedAt?.toISOString() ?? now,
-    client: { address: "127.0.0.1", port: 40000, tls: false },
     helo: "client.test",
-    protocol: "ESMTP",
-    attempts: opts.attempts ?? 0,
-    nextAttemptAt: opts.nextAttemptAt?.toISOString() ?? now,
   };
-  await writer.commit(record);
-  return { ...record, size: writer.size };
+  if (opts.attempts !== undefined) record.attempts = opts.attempts;
+  if (opts.nextAttemptAt) record.nextAttemptAt = opts.nextAttemptAt.toISOString();
+  if (opts.receivedAt) record.receivedAt = opts.receivedAt.toISOString();
+  const stored = await storeMessage(spool, opts.bytes ?? MESSAGE, record);
+  deepStrictEqual(await spool.read(stored.id), stored);
+  return stored;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -213,7 +208,12 @@ Deno.test("worker: delivers the exact bytes and envelope, then removes the messa
     strictEqual(metrics.get("upstream_errors_total"), 0);
     strictEqual(host.received.length, 1);
     ok(logs.some((l) => / info delivered id=\S+ to=<bob@example.net>/.test(l)), logs.join("\n"));
-    ok(logs.some((l) => l.includes(" info removed ") && l.includes("delivered=2")));
+    // Logged once the removal is durable (the file leaves queue/ a moment earlier).
+    await waitUntil(
+      "the removal log line",
+      () =>
+        logs.some((l) => l.includes(" info removed ") && l.includes("delivered=2")) || undefined,
+    );
   });
 });
 
@@ -244,9 +244,9 @@ Deno.test("worker: a recipient already recorded delivered is not sent again", as
         "todo@example.net",
       ],
     });
+    // Found by the start-up scan (notify is only for messages just queued, never updated).
     const w = worker();
     await w.start();
-    w.notify(record);
     const [mail] = await host.waitFor(1, 8000);
     deepStrictEqual(mail.to, ["todo@example.net"]);
     deepStrictEqual(mail.data, MESSAGE);
@@ -318,12 +318,13 @@ Deno.test("worker: 550 fails the recipient, queues a bounce to the sender, recor
     strictEqual(bounce.sender, "");
     deepStrictEqual(bounce.recipients.map((r) => r.address), [SENDER]);
     strictEqual(bounce.recipients[0].status, "pending");
-    const text = dec.decode(await Deno.readFile(spool.messagePath(bounce.id)));
+    const bounceBytes = await storedBytes(spool, bounce.id);
+    const text = dec.decode(bounceBytes);
     ok(text.includes("multipart/report"), text);
     ok(text.includes("nouser@example.net"), text);
     ok(text.includes("Subject: worker test"), "original headers attached");
     ok(!text.includes("busy@example.net"), "a pending recipient is not reported as failed");
-    strictEqual(bounce.size, (await Deno.stat(spool.messagePath(bounce.id))).size);
+    strictEqual(bounce.size, bounceBytes.length);
     // Exactly one bounce, and the smarthost got nothing (busy deferred, bounce deferred).
     strictEqual((await spool.list()).records.filter((r) => r.kind === "bounce").length, 1);
     strictEqual(metrics.get("bounces_total"), 1);
@@ -418,8 +419,7 @@ Deno.test("worker: a flush request sends a message whose retry is not yet due", 
     const later = new Date(Date.now() + 60 * 60_000);
     const record = await enqueue(spool, { recipients: ["bob@example.net"], nextAttemptAt: later });
     const w = worker();
-    await w.start();
-    w.notify(record);
+    await w.start(); // the start-up scan schedules it for later
     await sleep(POLL_MS * 4);
     strictEqual(host.received.length, 0, "not due yet");
     strictEqual((await spool.read(record.id)).attempts, 0);
@@ -517,7 +517,7 @@ Deno.test("worker: a delete request left from before a restart is applied before
     await w.start();
     await sleep(300);
     strictEqual(host.received.length, 0);
-    strictEqual(await pathExists(spool.recordPath(record.id)), false);
+    strictEqual(await pathExists(spool.messagePath(record.id)), false);
     deepStrictEqual(await spool.deleteRequests(), []);
   });
 });
@@ -588,5 +588,46 @@ Deno.test("worker: stop() is bounded even while a lane waits for an upstream tha
       silent.close();
       await accepting;
     }
+  });
+});
+
+Deno.test("worker: first attempts send the exact bytes whether handed over, streamed or read back", async () => {
+  await withEnv({}, async ({ spool, host, worker }) => {
+    const big = concatBytes([MESSAGE, new Uint8Array(300 * 1024).fill(0x78), enc.encode("\r\n")]);
+    const before = await enqueue(spool, { recipients: ["scanned@example.net"] });
+    const w = worker();
+    await w.start();
+    // As the server does: a small message with its bytes, a large one without.
+    const small = await enqueue(spool, { recipients: ["small@example.net"] });
+    w.notify(small, await storedBytes(spool, small.id));
+    const large = await enqueue(spool, { recipients: ["large@example.net"], bytes: big });
+    w.notify(large);
+    const mails = await host.waitFor(3, 8000);
+    const byRcpt = new Map(mails.map((m) => [m.to[0], m.data]));
+    deepStrictEqual(byRcpt.get("scanned@example.net"), MESSAGE);
+    deepStrictEqual(byRcpt.get("small@example.net"), MESSAGE);
+    strictEqual(byRcpt.get("large@example.net")?.length, big.length);
+    deepStrictEqual(byRcpt.get("large@example.net"), big);
+    for (const r of [before, small, large]) await waitRemoved(spool, r.id);
+    strictEqual(host.received.length, 3);
+  });
+});
+
+Deno.test("worker: a deferred recipient is retried from the record beside the message, then all is removed", async () => {
+  const behavior = { rejectRecipients: { "busy@example.net": 450 } };
+  await withEnv({ behavior }, async ({ spool, host, worker }) => {
+    const w = worker({ retry: { minMs: 300, maxMs: 600, lifetimeMs: 86_400_000 } });
+    await w.start();
+    const record = await enqueue(spool, { recipients: ["ok@example.net", "busy@example.net"] });
+    w.notify(record, await storedBytes(spool, record.id));
+    const after = await waitAttempts(spool, record.id, 1);
+    strictEqual(rcpt(after, "ok@example.net").status, "delivered");
+    ok(await pathExists(spool.recordPath(record.id)), "the changed record is beside the message");
+    host.setBehavior({ rejectRecipients: {} });
+    const mails = await host.waitFor(2, 8000);
+    deepStrictEqual(mails.map((m) => m.to), [["ok@example.net"], ["busy@example.net"]]);
+    deepStrictEqual(mails[1].data, MESSAGE, "the retry reads the bytes back from the spool");
+    await waitRemoved(spool, record.id); // the message and the record beside it
+    deepStrictEqual((await spool.list()).records, []);
   });
 });
