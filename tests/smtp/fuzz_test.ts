@@ -102,6 +102,43 @@ Deno.test("fuzz: LineSplitter reproduces its input and bounds every piece", () =
   );
 });
 
+/** What a command reader gets with discardOverlong: the first piece of an overlong line, then its end. */
+function referenceDiscarding(input: Uint8Array, maxLength: number): Shape[] {
+  const out: Shape[] = [];
+  let previousOverlong = false;
+  for (const [bytes, complete, start] of referenceLines(input, maxLength)) {
+    if (start) previousOverlong = !complete;
+    if (start) out.push([bytes, complete, start]);
+    else if (complete && previousOverlong) out.push(["", true, false]);
+  }
+  return out;
+}
+
+Deno.test("fuzz: LineSplitter with discardOverlong keeps the first piece of an overlong line and its end", () => {
+  fc.assert(
+    fc.property(
+      protocolBytes(400),
+      fc.integer({ min: 1, max: 40 }),
+      fc.array(fc.nat(), { maxLength: 12 }),
+      (input, maxLength, points) => {
+        const splitter = new LineSplitter(maxLength, true);
+        const pieces: Line[] = [];
+        for (const chunk of cut(input, points)) {
+          pieces.push(...splitter.push(chunk));
+          ok(splitter.buffered <= maxLength + 1);
+        }
+        pieces.push(...splitter.flush());
+        strictEqual(splitter.buffered, 0);
+        deepStrictEqual(
+          pieces.map((p): Shape => [latin1(p.bytes), p.complete, p.start]),
+          referenceDiscarding(input, maxLength),
+        );
+      },
+    ),
+    { numRuns: 1000 },
+  );
+});
+
 Deno.test("fuzz: dot-stuffed messages come back byte-exact through the data scanner", () => {
   fc.assert(
     fc.property(
@@ -432,7 +469,7 @@ Deno.test("fuzz: the session behind a real splitter, on arbitrary byte streams",
         // Drives the session the way the connection does: one command line at a time from
         // the splitter, the data scanner from the byte after DATA, and the rest of a chunk
         // discarded after STARTTLS.
-        const splitter = new LineSplitter(MAX_COMMAND_LINE);
+        const splitter = new LineSplitter(MAX_COMMAND_LINE, true);
         let data: DataScanner | undefined;
         const lines: Line[] = [];
         for (const chunk of cut(concat(pieces), points)) {

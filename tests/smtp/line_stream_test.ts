@@ -342,7 +342,8 @@ Deno.test("LineSplitter.take gives the same lines as push, with a whole line alw
       fc.array(byte, { maxLength: 300 }).map((a) => Uint8Array.from(a)),
       fc.integer({ min: 1, max: 40 }),
       fc.array(fc.nat(), { maxLength: 8 }),
-      (input, maxLength, points) => {
+      fc.boolean(),
+      (input, maxLength, points, discardOverlong) => {
         const at = points.map((p) => p % (input.length + 1)).sort((a, b) => a - b);
         const chunks: Uint8Array[] = [];
         let last = 0;
@@ -350,8 +351,8 @@ Deno.test("LineSplitter.take gives the same lines as push, with a whole line alw
           chunks.push(input.subarray(last, p));
           last = p;
         }
-        const byPush = new LineSplitter(maxLength);
-        const byTake = new LineSplitter(maxLength);
+        const byPush = new LineSplitter(maxLength, discardOverlong);
+        const byTake = new LineSplitter(maxLength, discardOverlong);
         const pushed: Line[] = [];
         const taken: Line[] = [];
         for (const chunk of chunks) {
