@@ -26,6 +26,8 @@ const CLOSE_GRACE_MS = 2000;
 const RESCAN_MS = 5 * 60_000;
 /** Records of just-queued messages kept for their first attempt (no re-read); beyond, read. */
 const FRESH_RECORDS = 2000;
+/** How long an idle upstream connection is kept for the next message (ms). */
+const LINGER_MS = 2000;
 /** Bytes of just-queued small messages kept in memory for their first attempt, in all. */
 const FRESH_BYTES = 8 * 1024 * 1024;
 
@@ -72,6 +74,8 @@ export class DeliveryWorker {
   #upstreamDownUntil = 0;
   #upstreamFailures = 0;
   #lanes = new Set<Lane>();
+  /** Wakes lanes that keep an idle connection open (see #linger). */
+  #lingering = new Set<() => void>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #poller: ReturnType<typeof setInterval> | undefined;
   #polling: Promise<void> | undefined;
@@ -136,6 +140,7 @@ export class DeliveryWorker {
     this.#stopping = true;
     clearTimeout(this.#timer);
     clearInterval(this.#poller);
+    for (const wake of [...this.#lingering]) wake();
     const all = Promise.all([...this.#lanes].map((l) => l.done));
     if (!(await settlesWithin(all, graceMs))) {
       this.options.log.warn("shutdown: closing upstream connections still busy", {
@@ -239,9 +244,14 @@ export class DeliveryWorker {
     const next = this.#schedule.nextAt();
     // While the upstream is failing, one lane probes it; the others wait for a success.
     const lanes = this.#upstreamFailures > 0 ? 1 : this.options.concurrency;
-    const free = lanes - this.#lanes.size;
     // A lane that finds nothing due left ends at once, so an estimate is enough here.
-    const due = next <= now ? this.#schedule.size : 0;
+    let due = next <= now ? this.#schedule.size : 0;
+    // Lanes keeping their connection for more mail take it first.
+    for (const wake of [...this.#lingering]) {
+      if (due-- <= 0) break;
+      wake();
+    }
+    const free = lanes - this.#lanes.size;
     for (let i = 0; i < Math.min(free, due); i++) this.#startLane();
     clearTimeout(this.#timer);
     if (next !== Infinity && next > now) {
@@ -269,7 +279,11 @@ export class DeliveryWorker {
 
   async #runLane(lane: Lane): Promise<void> {
     try {
-      for (let id = this.#takeDue(); id !== undefined; id = this.#takeDue()) {
+      for (
+        let id = this.#takeDue();
+        id !== undefined;
+        id = this.#takeDue() ?? await this.#linger(lane)
+      ) {
         try {
           await this.#attempt(lane, id);
         } catch (e) {
@@ -291,6 +305,25 @@ export class DeliveryWorker {
       await lane.session?.close().catch(() => {});
       lane.session = undefined;
     }
+  }
+
+  /**
+   * Nothing is due: a lane with a working connection keeps it for a moment (as
+   * Postfix's connection cache does), so mail trickling in does not cost one
+   * connection and one login per message. Resolves with the next due id, if any.
+   */
+  async #linger(lane: Lane): Promise<string | undefined> {
+    if (this.#stopping || !lane.session?.usable) return undefined;
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#lingering.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, LINGER_MS);
+      this.#lingering.add(wake);
+    });
+    return this.#takeDue();
   }
 
   /** One delivery attempt of one message on the lane's connection. */

@@ -20,18 +20,27 @@ export interface Transport {
 }
 
 const READ_SIZE = 64 * 1024;
+/** Read buffers of closed connections, for the next ones (one per connection churns memory). */
+const spareBuffers: Uint8Array[] = [];
+const MAX_SPARE_BUFFERS = 64;
 
 /** A Deno.Conn (from Deno.listen or Deno.listenTls). */
 export class ConnTransport implements Transport {
-  #buffer = new Uint8Array(READ_SIZE);
+  #buffer = spareBuffers.pop() ?? new Uint8Array(READ_SIZE);
+  #reading = false;
   #closed = false;
 
   constructor(readonly conn: Deno.Conn, readonly tlsProtocol?: string) {}
 
   async read(): Promise<Uint8Array | null> {
-    const n = await this.conn.read(this.#buffer);
-    if (n === null) return null;
-    return this.#buffer.subarray(0, n);
+    this.#reading = true;
+    try {
+      const n = await this.conn.read(this.#buffer);
+      if (n === null) return null;
+      return this.#buffer.subarray(0, n);
+    } finally {
+      this.#reading = false;
+    }
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -45,6 +54,8 @@ export class ConnTransport implements Transport {
     try {
       this.conn.close();
     } catch { /* already closed by the peer */ }
+    // Kept for another connection only if no read can still land in it.
+    if (!this.#reading && spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(this.#buffer);
   }
 
   startTls(context: SecureContext, timeoutMs: number): Promise<Transport> {
