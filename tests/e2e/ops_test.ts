@@ -5,7 +5,8 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { freePort, queueFiles, runCarrier, startCarrier, swaks } from "../support/carrier.ts";
+import { freePort, runCarrier, startCarrier, swaks } from "../support/carrier.ts";
+import { queuedIds } from "../support/spool.ts";
 import { RawClient } from "../support/raw_client.ts";
 import { makeTestPki } from "../support/tls.ts";
 
@@ -53,7 +54,7 @@ Deno.test("SIGTERM: an idle session gets 421, a transaction under way finishes, 
     const done = await busy.reply();
     strictEqual(done.code, 250, done.raw);
     strictEqual(await carrier.stop(), 0);
-    strictEqual((await queueFiles(carrier.spool)).length, 2);
+    strictEqual((await queuedIds(carrier.spool)).length, 1);
     const restarted = await startCarrier({ spool: carrier.spool });
     try {
       const list = await runCarrier(["queue", "list", "--json", "--spool", carrier.spool]);

@@ -280,7 +280,7 @@ Deno.test("relay: connection dropped mid-DATA and a 4xx recipient: retried, noth
 Deno.test("queue show, flush and delete on a held message; unknown ids are clear errors", async () => {
   const carrier = await startCarrier(); // hold mode: no upstream
   try {
-    ok(carrier.logs().includes("hold mode"));
+    await carrier.waitForLog(/hold mode/);
     const id = await send(
       carrier.port,
       "app@example.org",

@@ -35,8 +35,8 @@ Deno.test("rate limits: the third MAIL in a minute and the fourth RCPT in an hou
     strictEqual(mail.code, 450, mail.raw);
     ok(mail.raw.startsWith("450 4.7.1 "), mail.raw);
     strictEqual(noop.code, 250);
-    ok(carrier.logs().includes("rate limited: recipients"));
-    ok(carrier.logs().includes("rate limited: messages"));
+    await carrier.waitForLog(/rate limited: recipients/);
+    await carrier.waitForLog(/rate limited: messages/);
   } finally {
     for (const c of clients) c.close();
     await carrier.stop();

@@ -92,7 +92,7 @@ Deno.test("open relay attempts: a client outside relay-networks gets 554 (no use
     strictEqual(swaksAuthed.code, 0, swaksAuthed.output);
     const stored = await storedBySubject(withAuth.spool, "relay-authed");
     strictEqual(receivedWith(stored.text), "ESMTPSA");
-    strictEqual((stored.record.client as { address: string }).address, "127.0.0.2");
+    strictEqual(stored.record.client.address, "127.0.0.2");
     // A client in the network needs no AUTH, users or not.
     const local2 = await swaks([
       "--server",

@@ -5,38 +5,17 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { type CarrierProcess, queueFiles, runCarrier } from "./carrier.ts";
+import { type CarrierProcess, runCarrier } from "./carrier.ts";
+import { type StoredMessage, storedMessages } from "./spool.ts";
 import type { TestPki } from "./tls.ts";
 
-const latin1 = new TextDecoder("latin1");
+export { storedMessages };
 
 /** The password of alice in the shared users file. */
 export const ALICE_PASSWORD = "hunter2-Alice-9f3k";
 
-/** A queued message: its id, its bytes as latin1 text and its JSON record. */
-export interface Stored {
-  id: string;
-  text: string;
-  record: Record<string, unknown>;
-}
-
-/** Every message in the spool's queue. */
-export async function storedMessages(spool: string): Promise<Stored[]> {
-  const out: Stored[] = [];
-  for (const name of await queueFiles(spool)) {
-    if (!name.endsWith(".json")) continue;
-    const id = name.slice(0, -5);
-    out.push({
-      id,
-      text: latin1.decode(await Deno.readFile(join(spool, "queue", `${id}.msg`))),
-      record: JSON.parse(await Deno.readTextFile(join(spool, "queue", name))),
-    });
-  }
-  return out;
-}
-
 /** The one stored message whose Subject: is `subject`. */
-export async function storedBySubject(spool: string, subject: string): Promise<Stored> {
+export async function storedBySubject(spool: string, subject: string): Promise<StoredMessage> {
   const found = (await storedMessages(spool)).filter((m) =>
     m.text.includes(`\r\nSubject: ${subject}\r\n`)
   );
