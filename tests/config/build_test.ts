@@ -35,7 +35,7 @@ Deno.test("defaults", async () => {
     upstreamPasswordFile: undefined,
     upstreamCa: undefined,
     upstreamServername: undefined,
-    deliveryConcurrency: 4,
+    deliveryConcurrency: 16,
     messagesPerConnection: 50,
     retryMin: 60,
     retryMax: 3600,
