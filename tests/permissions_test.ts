@@ -9,6 +9,7 @@ import {
   permissionFlags,
   releaseFlags,
   runArguments,
+  RUNTIME_FLAGS,
 } from "../src/permissions.ts";
 
 const noEnv = () => undefined;
@@ -199,7 +200,9 @@ Deno.test("runArguments: a command gets the flags for its configuration before m
   const at = run.indexOf(main);
   ok(at > 0);
   deepStrictEqual(run.slice(at + 1), args);
-  const flags = parse(run.slice(1, at));
+  // The runtime flags (V8 settings), then the permission flags.
+  deepStrictEqual(run.slice(1, 1 + RUNTIME_FLAGS.length), RUNTIME_FLAGS);
+  const flags = parse(run.slice(1 + RUNTIME_FLAGS.length, at));
   deepStrictEqual(flags.get("--allow-net"), ["127.0.0.1:2600"]);
   deepStrictEqual(flags.get("--allow-write"), ["/tmp/carrier-x"]);
   const queue = parse((await runArguments(["queue", "list", "--json", "--spool", "/s"], noEnv))
