@@ -369,6 +369,35 @@ Deno.test("connection reuse: 3 messages with reset() on one connection", async (
   });
 });
 
+Deno.test("connection reuse: after a completed transaction the next MAIL needs no RSET", async () => {
+  const behavior = { rejectRecipients: { "nobody@example.net": 550 } };
+  await withSmarthost({ behavior }, async (host, pki) => {
+    await withSession(options(pki, host), async (s) => {
+      for (let i = 0; i < 3; i++) {
+        const body = enc.encode(`Subject: n${i}\r\n\r\nbody ${i}\r\n`);
+        const results = await s.send(message([`r${i}@example.net`], {}, body));
+        strictEqual(results[0].status, "delivered");
+      }
+      // A transaction that ends before DATA (every recipient refused) is reset first.
+      const refused = await s.send(message(["nobody@example.net"]));
+      strictEqual(refused[0].status, "failed");
+      const after = await s.send(message(["last@example.net"]));
+      strictEqual(after[0].status, "delivered");
+      strictEqual(s.sentCount, 5);
+    });
+    await host.waitFor(4);
+    deepStrictEqual(host.received.map((m) => m.to[0]), [
+      "r0@example.net",
+      "r1@example.net",
+      "r2@example.net",
+      "last@example.net",
+    ]);
+    const mailAndRset = host.commands.filter((c) => c === "MAIL" || c === "RSET");
+    deepStrictEqual(mailAndRset, ["MAIL", "MAIL", "MAIL", "MAIL", "RSET", "MAIL"]);
+    strictEqual(host.connections, 1);
+  });
+});
+
 Deno.test("SMTPUTF8 is sent when the message needs it, even with ASCII addresses", async () => {
   await withSmarthost({}, async (host, pki) => {
     await withSession(options(pki, host), async (s) => {

@@ -37,6 +37,8 @@ export interface SmarthostBehavior {
 export interface Smarthost {
   port: number;
   received: ReceivedMail[];
+  /** The verb of every command the clients sent, in order (e.g. "EHLO", "MAIL", "RSET"). */
+  commands: string[];
   /** Connections accepted so far. */
   readonly connections: number;
   close(): Promise<void>;
@@ -90,6 +92,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     ...opts.behavior,
   };
   const received: ReceivedMail[] = [];
+  const commands: string[] = [];
   const waiters = new Set<() => void>();
   let connections = 0;
   const users = opts.users;
@@ -102,7 +105,17 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     key: opts.pki.key,
     cert: opts.pki.cert,
     secure: opts.secure ?? false,
-    logger: false,
+    // A logger only to see the commands (smtp-server logs each one at debug level).
+    logger: {
+      debug(entry: { tnx?: string; command?: string }) {
+        if (entry?.tnx === "command" && entry.command) commands.push(entry.command);
+      },
+      info() {},
+      warn() {},
+      error() {},
+      trace() {},
+      fatal() {},
+    } as unknown as SMTPServerOptions["logger"],
     disableReverseLookup: true,
     disabledCommands: disabled,
     authMethods: opts.authMethods ?? ["PLAIN", "LOGIN"],
@@ -211,6 +224,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
   return {
     port,
     received,
+    commands,
     get connections() {
       return connections;
     },
