@@ -79,7 +79,11 @@ async function withQueue(fn: (spool: Spool, config: Config) => Promise<void>): P
   try {
     const spool = await Spool.open(join(dir, "spool"));
     const config = await buildConfig({ spool: spool.dir }, () => undefined, () => "localhost");
-    await fn(spool, config);
+    try {
+      await fn(spool, config);
+    } finally {
+      spool.close();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -20,9 +20,11 @@ import { sampleRecord, storeMessage } from "./_helpers.ts";
 
 async function withSpool(fn: (spool: Spool, dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "carrier-spool-test-" });
+  const spool = await Spool.open(join(dir, "spool"));
   try {
-    await fn(await Spool.open(join(dir, "spool")), join(dir, "spool"));
+    await fn(spool, join(dir, "spool"));
   } finally {
+    spool.close(); // the queue directory handle kept for its fsyncs
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -397,62 +399,77 @@ Deno.test("read rejects malformed and unknown ids with UnknownMessageError", asy
   });
 });
 
-Deno.test("openMessage streams the stored bytes without the header, small and large", async () => {
-  await withSpool(async (spool) => {
-    for (const [length, seed] of [[0, 1], [1, 2], [3000, 3], [150_000, 9], [1_000_003, 10]]) {
-      const id = await store(spool, bytesOf(length, seed));
-      const stream = await spool.openMessage(id);
-      const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-      deepStrictEqual(bytes, bytesOf(length, seed), `${length} bytes`);
-    }
-  });
-});
+/** For the tests of reading: every file they open must be closed when they end. */
+const CLOSES_FILES = { sanitizeResources: true, sanitizeOps: true };
 
-Deno.test("open: the record, the first bytes read with it, the file after them; messageStream joins them", async () => {
-  await withSpool(async (spool) => {
-    const bytes = bytesOf(300_000, 11);
-    const id = await store(spool, bytes);
-    const opened = await spool.open(id);
-    try {
-      strictEqual(opened.record.id, id);
-      strictEqual(opened.record.size, bytes.length);
-      ok(opened.head.length > 0 && opened.head.length < bytes.length, `${opened.head.length}`);
-      deepStrictEqual(opened.head, bytes.subarray(0, opened.head.length));
-    } catch (e) {
-      opened.file.close();
-      throw e;
-    }
-    const all = new Uint8Array(await new Response(messageStream(opened)).arrayBuffer());
-    deepStrictEqual(all, bytes);
+Deno.test(
+  "openMessage streams the stored bytes without the header, small and large",
+  CLOSES_FILES,
+  async () => {
+    await withSpool(async (spool) => {
+      for (const [length, seed] of [[0, 1], [1, 2], [3000, 3], [150_000, 9], [1_000_003, 10]]) {
+        const id = await store(spool, bytesOf(length, seed));
+        const stream = await spool.openMessage(id);
+        const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+        deepStrictEqual(bytes, bytesOf(length, seed), `${length} bytes`);
+      }
+    });
+  },
+);
 
-    // A small message comes whole with its header.
-    const small = await store(spool, bytesOf(500, 12));
-    const whole = await spool.open(small);
-    whole.file.close();
-    deepStrictEqual(whole.head, bytesOf(500, 12));
-    strictEqual(whole.record.size, 500);
+Deno.test(
+  "open: the record, the first bytes read with it, the file after them; messageStream joins them",
+  CLOSES_FILES,
+  async () => {
+    await withSpool(async (spool) => {
+      const bytes = bytesOf(300_000, 11);
+      const id = await store(spool, bytes);
+      const opened = await spool.open(id);
+      try {
+        strictEqual(opened.record.id, id);
+        strictEqual(opened.record.size, bytes.length);
+        ok(opened.head.length > 0 && opened.head.length < bytes.length, `${opened.head.length}`);
+        deepStrictEqual(opened.head, bytes.subarray(0, opened.head.length));
+      } catch (e) {
+        opened.file.close();
+        throw e;
+      }
+      const all = new Uint8Array(await new Response(messageStream(opened)).arrayBuffer());
+      deepStrictEqual(all, bytes);
 
-    // A stream cancelled half-way closes the file (the test's resource check sees no leak).
-    const reader = (await spool.openMessage(id)).getReader();
-    await reader.read();
-    await reader.cancel();
-  });
-});
+      // A small message comes whole with its header.
+      const small = await store(spool, bytesOf(500, 12));
+      const whole = await spool.open(small);
+      whole.file.close();
+      deepStrictEqual(whole.head, bytesOf(500, 12));
+      strictEqual(whole.record.size, 500);
 
-Deno.test("open with the record already known skips the header and returns that record", async () => {
-  await withSpool(async (spool) => {
-    const bytes = bytesOf(2000, 13);
-    const writer = await spool.createMessage({ ...FIELDS });
-    await writer.write(bytes);
-    await writer.commit();
-    const known = { ...writer.record, size: writer.size };
-    const opened = await spool.open(writer.id, known);
-    strictEqual(opened.record, known, "the caller's record, not a parsed copy");
-    const back = new Uint8Array(await new Response(messageStream(opened)).arrayBuffer());
-    deepStrictEqual(back, bytes);
-    deepStrictEqual(await spool.read(writer.id), JSON.parse(JSON.stringify(known)));
-  });
-});
+      // A stream cancelled half-way closes the file (the resource sanitizer checks it).
+      const reader = (await spool.openMessage(id)).getReader();
+      await reader.read();
+      await reader.cancel();
+    });
+  },
+);
+
+Deno.test(
+  "open with the record already known skips the header and returns that record",
+  CLOSES_FILES,
+  async () => {
+    await withSpool(async (spool) => {
+      const bytes = bytesOf(2000, 13);
+      const writer = await spool.createMessage({ ...FIELDS });
+      await writer.write(bytes);
+      await writer.commit();
+      const known = { ...writer.record, size: writer.size };
+      const opened = await spool.open(writer.id, known);
+      strictEqual(opened.record, known, "the caller's record, not a parsed copy");
+      const back = new Uint8Array(await new Response(messageStream(opened)).arrayBuffer());
+      deepStrictEqual(back, bytes);
+      deepStrictEqual(await spool.read(writer.id), JSON.parse(JSON.stringify(known)));
+    });
+  },
+);
 
 Deno.test("list sorts by id and reports unreadable messages as problems without failing", async () => {
   await withSpool(async (spool) => {

@@ -57,8 +57,9 @@ async function withEnv(
   const workers: DeliveryWorker[] = [];
   const logs: string[] = [];
   const metrics = new Metrics();
+  let opened: Spool | undefined;
   try {
-    const spool = await Spool.open(join(dir, "spool"));
+    const spool = opened = await Spool.open(join(dir, "spool"));
     const log = new Logger("text", (line) => logs.push(line));
     await fn({
       spool,
@@ -101,6 +102,7 @@ async function withEnv(
     });
   } finally {
     for (const w of workers) await w.stop(1000);
+    opened?.close();
     await host.close();
     await Deno.remove(dir, { recursive: true });
   }

@@ -36,14 +36,18 @@ export async function storedBytes(spool: Spool, id: string): Promise<Uint8Array>
 /** Every message queued in the spool at `dir` (a running server's too), oldest first. */
 export async function storedMessages(dir: string): Promise<StoredMessage[]> {
   const spool = await Spool.open(dir);
-  const { records, problems } = await spool.list();
-  if (problems.length > 0) throw new Error(`unreadable queue entries: ${problems.join("; ")}`);
-  const out: StoredMessage[] = [];
-  for (const { id } of records) {
-    const { record, bytes } = await readStored(spool, id);
-    out.push({ id, record, bytes, text: latin1.decode(bytes) });
+  try {
+    const { records, problems } = await spool.list();
+    if (problems.length > 0) throw new Error(`unreadable queue entries: ${problems.join("; ")}`);
+    const out: StoredMessage[] = [];
+    for (const { id } of records) {
+      const { record, bytes } = await readStored(spool, id);
+      out.push({ id, record, bytes, text: latin1.decode(bytes) });
+    }
+    return out;
+  } finally {
+    spool.close();
   }
-  return out;
 }
 
 /** Ids of the messages in the spool at `dir` (one `ID.msg` each), sorted. */
