@@ -54,6 +54,11 @@ export async function runServe(config: Config): Promise<number> {
   if (recovered.removedTmp > 0) {
     log.info("spool recovered", { removedUnacknowledged: recovered.removedTmp });
   }
+  if (recovered.removedStale > 0) {
+    log.warn("spool: removed message files that no record names (never acknowledged)", {
+      count: recovered.removedStale,
+    });
+  }
   if (recovered.removedBroken > 0) {
     log.error("spool: removed records whose message file was gone", {
       count: recovered.removedBroken,

@@ -85,11 +85,16 @@ export class FreeFiles {
     else Deno.remove(path).catch(() => {});
   }
 
-  /** Puts a finished message's file here for reuse (or deletes it when enough are spare). */
-  recycle(path: string, size: number): void {
+  /**
+   * Moves a finished message's file here (or deletes it when enough are spare).
+   * The file is not reusable yet: call `release` with the returned name once the
+   * queue directory no longer listing it is durable. Reused earlier, a crash could
+   * bring the old entry back pointing at a newer message's bytes.
+   */
+  retire(path: string, size: number): string | undefined {
     if (this.#names.length >= MAX_FREE) {
       Deno.removeSync(path);
-      return;
+      return undefined;
     }
     const name = this.#newName();
     const target = join(this.dir, name);
@@ -99,7 +104,12 @@ export class FreeFiles {
         Deno.truncateSync(target, 0);
       } catch { /* reused (and emptied) later anyway */ }
     }
-    this.#names.push(name);
+    return name;
+  }
+
+  /** Makes a retired file available for the next message. */
+  release(name: string | undefined): void {
+    if (name !== undefined && this.#names.length < MAX_FREE) this.#names.push(name);
   }
 
   #newName(): string {

@@ -180,9 +180,10 @@ export class Spool {
    * records (`ID.json`) whose message file is gone. Only the server calls this, at
    * start, before it accepts connections.
    */
-  async recover(): Promise<{ removedTmp: number; removedBroken: number }> {
+  async recover(): Promise<{ removedTmp: number; removedBroken: number; removedStale: number }> {
     let removedTmp = 0;
     let removedBroken = 0;
+    let removedStale = 0;
     for await (const entry of Deno.readDir(this.tmpDir)) {
       await Deno.remove(join(this.tmpDir, entry.name)).catch(() => {});
       removedTmp++;
@@ -195,10 +196,37 @@ export class Spool {
         // crash): nothing can be delivered; the caller logs it.
         await Deno.remove(join(this.queueDir, name)).catch(() => {});
         removedBroken++;
+      } else if (name.endsWith(".msg") && !names.has(name.slice(0, -4) + ".json")) {
+        // Without a record beside it, the file's header must name this very message.
+        // Otherwise it is a message file an older Carrier never committed (no header,
+        // no record), or an entry a crash brought back after its file was reused.
+        const id = name.slice(0, -4);
+        if (!(await this.#headerNames(id))) {
+          await Deno.remove(join(this.queueDir, name)).catch(() => {});
+          removedStale++;
+        }
       }
     }
-    if (removedBroken > 0) await this.#queueSync.request();
-    return { removedTmp, removedBroken };
+    if (removedBroken + removedStale > 0) await this.#queueSync.request();
+    return { removedTmp, removedBroken, removedStale };
+  }
+
+  /** True if queue/ID.msg starts with a header whose record is message ID. */
+  async #headerNames(id: string): Promise<boolean> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.messagePath(id), { read: true });
+    } catch {
+      return true; // gone meanwhile: nothing to remove
+    }
+    try {
+      const { header } = await readHeader(file, this.messagePath(id), true);
+      return (header as { id?: unknown } | undefined)?.id === id;
+    } catch {
+      return false;
+    } finally {
+      file.close();
+    }
   }
 
   /**
@@ -302,6 +330,7 @@ export class Spool {
         const stored = (await this.#readOverlay(id)) ??
           (header === undefined ? undefined : validateRecord(header, path));
         if (!stored) throw new Error(`${path}: no record`);
+        if (stored.id !== id) throw new Error(`${path}: holds message ${stored.id}, not ${id}`);
         record = { ...stored, size };
       }
       return { record, file, head: buffer.subarray(offset, used) };
@@ -353,8 +382,9 @@ export class Spool {
    */
   async remove(id: string, opts: { size?: number; noRecord?: boolean } = {}): Promise<void> {
     if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
+    let spare: string | undefined;
     try {
-      this.#free.recycle(this.messagePath(id), opts.size ?? 0);
+      spare = this.#free.retire(this.messagePath(id), opts.size ?? 0);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
       throw e;
@@ -362,6 +392,8 @@ export class Spool {
     // `noRecord`: the caller knows no record was ever written beside it (saves a failed unlink).
     if (!opts.noRecord) await Deno.remove(this.recordPath(id)).catch(() => {});
     await this.#queueSync.request();
+    // Only now may the file carry another message (see FreeFiles.retire).
+    this.#free.release(spare);
   }
 
   /** The stored bytes of a message, as a stream that closes the file when done. */

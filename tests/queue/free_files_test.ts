@@ -43,7 +43,7 @@ Deno.test("FreeFiles: take reuses a recycled file (same inode), emptied", async 
   await withDir(async (dir, free) => {
     const old = await finished(dir, "A.msg", 1000);
     const inode = (await Deno.stat(old)).ino;
-    await free.recycle(old, 1000);
+    free.release(free.retire(old, 1000));
     strictEqual(free.size, 1);
     const [spare] = await names(dir);
     strictEqual((await Deno.stat(join(dir, spare))).ino, inode);
@@ -66,11 +66,11 @@ Deno.test("FreeFiles: take reuses a recycled file (same inode), emptied", async 
 Deno.test("FreeFiles: a recycled large file is truncated at once; names never repeat", async () => {
   await withDir(async (dir, free) => {
     const big = await finished(dir, "B.msg", 300 * 1024);
-    await free.recycle(big, 300 * 1024);
+    free.release(free.retire(big, 300 * 1024));
     const [name] = await names(dir);
     strictEqual((await Deno.stat(join(dir, name))).size, 0);
     const again = await finished(dir, "C.msg", 10);
-    await free.recycle(again, 10);
+    free.release(free.retire(again, 10));
     const both = await names(dir);
     strictEqual(both.length, 2);
     notStrictEqual(both[0], both[1]);
@@ -150,7 +150,7 @@ Deno.test("FreeFiles: recycle past the maximum deletes the file instead", async 
     await free.load();
     strictEqual(free.size, MAX_FREE);
     const extra = await finished(dir, "D.msg", 10);
-    await free.recycle(extra, 10);
+    free.release(free.retire(extra, 10));
     strictEqual(free.size, MAX_FREE);
     strictEqual((await names(dir)).length, MAX_FREE);
     await Deno.stat(extra).then(
@@ -170,7 +170,7 @@ Deno.test("FreeFiles: prepare makes spare files ahead of need; recycled ones are
     strictEqual((await names(dir)).length, PREPARE);
     const warm = await finished(dir, "W.msg", 10);
     const inode = (await Deno.stat(warm)).ino;
-    await free.recycle(warm, 10);
+    free.release(free.retire(warm, 10));
     const { file } = await free.take();
     try {
       strictEqual((await file.stat()).ino, inode, "a recycled (warm) file goes first");
@@ -187,5 +187,21 @@ Deno.test("FreeFiles: prepare stops when its signal is aborted", async () => {
     await free.prepare(stop.signal);
     strictEqual(free.size, 0);
     deepStrictEqual(await names(dir), []);
+  });
+});
+
+Deno.test("FreeFiles: a retired file is not handed out before it is released", async () => {
+  await withDir(async (dir, free) => {
+    const old = await finished(dir, "D.msg", 100);
+    const inode = (await Deno.stat(old)).ino;
+    const name = free.retire(old, 100);
+    strictEqual(free.size, 0, "not reusable until the queue directory is synced");
+    const first = free.take();
+    notStrictEqual((await first.file.stat()).ino, inode, "a new file, not the retired one");
+    first.file.close();
+    free.release(name);
+    const second = free.take();
+    strictEqual((await second.file.stat()).ino, inode);
+    second.file.close();
   });
 });

@@ -257,7 +257,7 @@ Deno.test("recover removes tmp/ leftovers and records whose message is gone; a m
     await Deno.writeTextFile(spool.recordPath(broken), "{}");
 
     const result = await spool.recover();
-    deepStrictEqual(result, { removedTmp: 2, removedBroken: 1 });
+    deepStrictEqual(result, { removedTmp: 2, removedBroken: 1, removedStale: 0 });
     deepStrictEqual(await names(spool.tmpDir), []);
     deepStrictEqual(
       await names(spool.queueDir),
@@ -267,7 +267,29 @@ Deno.test("recover removes tmp/ leftovers and records whose message is gone; a m
     deepStrictEqual((await spool.list()).records.map((r) => r.id), [...kept].sort());
     strictEqual((await spool.read(kept[1])).attempts, 1);
 
-    deepStrictEqual(await spool.recover(), { removedTmp: 0, removedBroken: 0 }, "idempotent");
+    deepStrictEqual(
+      await spool.recover(),
+      { removedTmp: 0, removedBroken: 0, removedStale: 0 },
+      "idempotent",
+    );
+  });
+});
+
+Deno.test("recover removes message files no record names: an older Carrier's uncommitted bytes, an entry whose file holds another message", async () => {
+  await withSpool(async (spool) => {
+    const kept = await store(spool, bytesOf(300, 1));
+    // An older Carrier's message file whose record never landed (never acknowledged).
+    const orphan = newQueueId();
+    await Deno.writeFile(spool.messagePath(orphan), new TextEncoder().encode("Received: x\r\n"));
+    // A crash brought back an entry whose file was meanwhile reused for another message.
+    const other = await store(spool, bytesOf(200, 2));
+    const resurrected = newQueueId();
+    await Deno.link(spool.messagePath(other), spool.messagePath(resurrected));
+    await rejects(spool.read(resurrected), /holds message/);
+
+    deepStrictEqual(await spool.recover(), { removedTmp: 0, removedBroken: 0, removedStale: 2 });
+    deepStrictEqual(await names(spool.queueDir), [`${kept}.msg`, `${other}.msg`].sort());
+    deepStrictEqual(await storedBytes(spool, other), bytesOf(200, 2));
   });
 });
 
@@ -325,7 +347,7 @@ Deno.test("an older spool (raw ID.msg without the header, and its ID.json) still
     await spool.update(updated);
     deepStrictEqual(await spool.read(id), updated);
     deepStrictEqual(await storedBytes(spool, id), bytes);
-    deepStrictEqual(await spool.recover(), { removedTmp: 0, removedBroken: 0 });
+    deepStrictEqual(await spool.recover(), { removedTmp: 0, removedBroken: 0, removedStale: 0 });
     await spool.remove(id);
     deepStrictEqual(await names(spool.queueDir), []);
   });
