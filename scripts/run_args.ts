@@ -2,7 +2,8 @@
  * The first half of `deno task dev` / `deno task cli` (see scripts/run.sh):
  * prints, one per line, the Deno executable and the `run` arguments with the
  * narrow permissions this configuration needs (src/permissions.ts), never
- * --allow-all. The shell then execs them, so no launcher stays resident.
+ * --allow-all. The shell then execs them: no launcher of ours stays beside the
+ * server (`deno task` itself remains its parent).
  */
 
 import { runArguments } from "../src/permissions.ts";
@@ -14,4 +15,5 @@ if (bad !== undefined) {
   Deno.exit(2);
 }
 if (Deno.env.get("CARRIER_SHOW_PERMISSIONS")) console.error(`deno ${args.slice(1).join(" ")}`);
-console.log(args.join("\n"));
+// Each line starts with "-" so that an empty argument is a line too ("-").
+console.log(args.map((a) => `-${a}`).join("\n"));

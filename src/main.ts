@@ -12,6 +12,7 @@ import { runQueueCommand } from "./queue/queue_command.ts";
 import { runServe } from "./serve.ts";
 import { runUsersCommand } from "./policy/users_command.ts";
 import { type Command, permissionFlags } from "./permissions.ts";
+import { flushLog } from "./ops/log.ts";
 
 /** Carrier's version, printed by --version and in the greeting of `check-config`. */
 export const VERSION = "0.1.0";
@@ -144,6 +145,7 @@ function checkConfig(config: Config, json: boolean): number {
 
 /** Prints one clear line for an error that ends the program; returns its exit code. */
 export function reportFatal(e: unknown): number {
+  flushLog(); // the log lines before it come first
   if (e instanceof ConfigError) {
     console.error(`carrier: ${e.message}`);
     return 2;

@@ -21,8 +21,12 @@ export function flushLog(): void {
   if (pending.length === 0) return;
   const bytes = encoder.encode(pending.join("\n") + "\n");
   pending = [];
-  let offset = 0;
-  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+  try {
+    let offset = 0;
+    while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+  } catch {
+    // Whoever read the log went away (EPIPE): the lines are lost, the server goes on.
+  }
 }
 
 globalThis.addEventListener("unload", flushLog);

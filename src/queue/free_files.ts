@@ -11,14 +11,14 @@ import { join } from "node:path";
 const MAX_FREE = 1024;
 /** Spare files made ahead of need after start, so a burst of mail finds them ready. */
 const PREPARE = 256;
-/** A spare file longer than this is truncated when it is put back (no large files held). */
-const TRUNCATE_ABOVE = 256 * 1024;
 
 /** The `free/` directory of a spool and the names in it. */
 export class FreeFiles {
   #names: string[] = [];
   #seq = 0;
-  #prefix = Date.now().toString(36).toUpperCase();
+  // Time plus randomness: names never collide with another process's (a CLI's) spares.
+  #prefix = Date.now().toString(36).toUpperCase() +
+    crypto.getRandomValues(new Uint32Array(1))[0].toString(36).toUpperCase();
 
   constructor(readonly dir: string) {}
 
@@ -72,17 +72,28 @@ export class FreeFiles {
    * Returns its path: the message is written there and renamed into the queue.
    */
   take(): { path: string; file: Deno.FsFile } {
-    const name = this.#names.pop() ?? this.#newName();
-    const path = join(this.dir, name);
-    // Synchronous, like the writes and renames of a message: cheaper than a thread hop.
-    const file = Deno.openSync(path, { write: true, create: true, truncate: true, mode: 0o600 });
-    return { path, file };
+    for (;;) {
+      const name = this.#names.pop() ?? this.#newName();
+      const path = join(this.dir, name);
+      // Synchronous, like the writes and renames of a message: cheaper than a thread hop.
+      const file = Deno.openSync(path, { write: true, create: true, truncate: true, mode: 0o600 });
+      // A file linked elsewhere too (a hard-link backup of the spool) is never written over.
+      if ((file.statSync().nlink ?? 1) === 1) return { path, file };
+      file.close();
+      Deno.removeSync(path);
+    }
   }
 
-  /** Gives back a file that was taken and not used (the message was aborted). */
+  /** Gives back a file that was taken and not used (the message was aborted), emptied. */
   giveBack(path: string): void {
-    if (this.#names.length < MAX_FREE) this.#names.push(path.slice(this.dir.length + 1));
-    else Deno.remove(path).catch(() => {});
+    if (this.#names.length >= MAX_FREE) {
+      Deno.remove(path).catch(() => {});
+      return;
+    }
+    try {
+      Deno.truncateSync(path, 0);
+    } catch { /* emptied when taken again */ }
+    this.#names.push(path.slice(this.dir.length + 1));
   }
 
   /**
@@ -91,7 +102,7 @@ export class FreeFiles {
    * queue directory no longer listing it is durable. Reused earlier, a crash could
    * bring the old entry back pointing at a newer message's bytes.
    */
-  retire(path: string, size: number): string | undefined {
+  retire(path: string): string | undefined {
     if (this.#names.length >= MAX_FREE) {
       Deno.removeSync(path);
       return undefined;
@@ -99,11 +110,10 @@ export class FreeFiles {
     const name = this.#newName();
     const target = join(this.dir, name);
     Deno.renameSync(path, target);
-    if (size > TRUNCATE_ABOVE) {
-      try {
-        Deno.truncateSync(target, 0);
-      } catch { /* reused (and emptied) later anyway */ }
-    }
+    // Emptied now: no delivered mail lingers in free/, and no disk space is held.
+    try {
+      Deno.truncateSync(target, 0);
+    } catch { /* emptied when taken again */ }
     return name;
   }
 

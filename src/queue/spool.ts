@@ -211,19 +211,24 @@ export class Spool {
     return { removedTmp, removedBroken, removedStale };
   }
 
-  /** True if queue/ID.msg starts with a header whose record is message ID. */
+  /**
+   * False if queue/ID.msg is certainly not message ID: it has no header (an older
+   * Carrier's uncommitted bytes) or its header names another message. A file that
+   * cannot be read or parsed is kept (and reported by the scans), never removed.
+   */
   async #headerNames(id: string): Promise<boolean> {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(this.messagePath(id), { read: true });
     } catch {
-      return true; // gone meanwhile: nothing to remove
+      return true;
     }
     try {
-      const { header } = await readHeader(file, this.messagePath(id), true);
-      return (header as { id?: unknown } | undefined)?.id === id;
+      const { header, offset } = await readHeader(file, this.messagePath(id), true);
+      if (offset === 0) return false; // no header, and no record beside it
+      return (header as { id?: unknown }).id === id;
     } catch {
-      return false;
+      return true;
     } finally {
       file.close();
     }
@@ -377,14 +382,13 @@ export class Spool {
 
   /**
    * Removes a message: its file first (the commit point; kept in free/ for reuse),
-   * then a record written beside it. `size` (bytes), when known, lets a large file
-   * be emptied rather than kept.
+   * then a record written beside it.
    */
-  async remove(id: string, opts: { size?: number; noRecord?: boolean } = {}): Promise<void> {
+  async remove(id: string, opts: { noRecord?: boolean } = {}): Promise<void> {
     if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
     let spare: string | undefined;
     try {
-      spare = this.#free.retire(this.messagePath(id), opts.size ?? 0);
+      spare = this.#free.retire(this.messagePath(id));
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) throw new UnknownMessageError(id);
       throw e;

@@ -28,6 +28,8 @@ const RESCAN_MS = 5 * 60_000;
 const FRESH_RECORDS = 2000;
 /** How long an idle upstream connection is kept for the next message (ms). */
 const LINGER_MS = 2000;
+/** A connection idle longer than this is checked with RSET before the next message (ms). */
+const IDLE_CHECK_MS = 500;
 /** Bytes of just-queued small messages kept in memory for their first attempt, in all. */
 const FRESH_BYTES = 8 * 1024 * 1024;
 
@@ -54,6 +56,8 @@ export interface WorkerOptions {
 interface Lane {
   session: UpstreamSession | undefined;
   done: Promise<void>;
+  /** When its connection last finished a transaction (ms since epoch). */
+  lastUsed: number;
 }
 
 /** Delivers the queue through one upstream. */
@@ -123,7 +127,7 @@ export class DeliveryWorker {
     if (!this.#running || this.#stopping) return;
     this.#touched.add(record.id);
     this.#schedule.set(record.id, Date.parse(record.nextAttemptAt));
-    if (this.#fresh.size < FRESH_RECORDS) {
+    if (this.#fresh.size < FRESH_RECORDS && !this.#holding) {
       const keep = bytes && this.#freshBytes + bytes.length <= FRESH_BYTES ? bytes : undefined;
       this.#freshBytes += keep?.length ?? 0;
       this.#fresh.set(record.id, { record, bytes: keep });
@@ -214,7 +218,10 @@ export class DeliveryWorker {
       const now = Date.now();
       const found = new Set(records.map((r) => r.id));
       for (const id of [...this.#schedule.ids()]) {
-        if (!found.has(id) && !this.#touched.has(id)) this.#schedule.delete(id);
+        if (!found.has(id) && !this.#touched.has(id)) {
+          this.#schedule.delete(id);
+          this.#takeFresh(id);
+        }
       }
       for (const r of records) {
         if (this.#inFlight.has(r.id) || (this.#touched.has(r.id) && !flush)) continue;
@@ -263,13 +270,17 @@ export class DeliveryWorker {
     if (this.#stopping) return undefined;
     const now = Date.now();
     if (now < this.#upstreamDownUntil) return undefined;
-    const id = this.#schedule.takeDue(now);
-    if (id !== undefined) this.#inFlight.add(id);
-    return id;
+    for (let id = this.#schedule.takeDue(now); id !== undefined; id = this.#schedule.takeDue(now)) {
+      // Scheduled again while an attempt is under way (a scan): that attempt reschedules it.
+      if (this.#inFlight.has(id)) continue;
+      this.#inFlight.add(id);
+      return id;
+    }
+    return undefined;
   }
 
   #startLane(): void {
-    const lane: Lane = { session: undefined, done: Promise.resolve() };
+    const lane: Lane = { session: undefined, done: Promise.resolve(), lastUsed: 0 };
     lane.done = this.#runLane(lane).finally(() => {
       this.#lanes.delete(lane);
       this.#kick();
@@ -395,6 +406,16 @@ export class DeliveryWorker {
         await lane.session.close().catch(() => {});
         lane.session = undefined;
       }
+      if (lane.session && Date.now() - lane.lastUsed > IDLE_CHECK_MS) {
+        // Back-to-back messages need no RSET; one after a pause checks that the server has
+        // not closed the connection meanwhile (else the message would wait a retry interval).
+        try {
+          await lane.session.reset();
+        } catch {
+          await lane.session.close().catch(() => {});
+          lane.session = undefined;
+        }
+      }
       if (!lane.session) {
         lane.session = await this.options.connect!();
         if (this.#upstreamFailures > 0) {
@@ -417,6 +438,7 @@ export class DeliveryWorker {
             ? messageStream({ ...opened, file: opened.file })
             : ReadableStream.from([opened.head]),
       });
+      lane.lastUsed = Date.now();
     } catch (e) {
       await lane.session?.close().catch(() => {});
       lane.session = undefined;
@@ -538,8 +560,8 @@ export class DeliveryWorker {
       throw e;
     }
     this.#touched.add(record.id);
-    this.#schedule.set(record.id, now.getTime() + delay);
-    await this.#finishIfDone(updated);
+    // Rescheduled only once the bounce is queued: no other lane may take it meanwhile.
+    if (!(await this.#finishIfDone(updated))) this.#schedule.set(record.id, now.getTime() + delay);
   }
 
   /**
@@ -575,10 +597,7 @@ export class DeliveryWorker {
     }
     if (record.recipients.some((r) => r.status === "pending")) return false;
     try {
-      await spool.remove(record.id, {
-        size: record.size,
-        noRecord: this.#noOverlay.has(record.id),
-      });
+      await spool.remove(record.id, { noRecord: this.#noOverlay.has(record.id) });
       log.info("removed", {
         id: record.id,
         delivered: record.recipients.filter((r) => r.status === "delivered").length,

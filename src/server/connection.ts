@@ -371,7 +371,7 @@ export class Connection {
       deadline = Math.min(now + this.deps.dataTimeoutMs, this.#data.deadline);
     } else {
       // The command deadline is for a whole line: trickled bytes do not extend it.
-      if (this.#lineDeadline === undefined || this.#splitter.buffered === 0) {
+      if (this.#lineDeadline === undefined || !this.#splitter.inLine) {
         this.#lineDeadline = now + this.deps.commandTimeoutMs;
       }
       deadline = this.#lineDeadline;
@@ -385,7 +385,7 @@ export class Connection {
   /** Between transactions, with no partial command read: safe to end for a shutdown. */
   #idle(): boolean {
     const state = this.session.state;
-    return !this.#data && this.#splitter.buffered === 0 && state !== "mail" && state !== "rcpt" &&
+    return !this.#data && !this.#splitter.inLine && state !== "mail" && state !== "rcpt" &&
       state !== "auth";
   }
 }

@@ -55,6 +55,14 @@ export class LineSplitter {
     this.#maxLength = value;
   }
 
+  /**
+   * True while a line has begun and not ended: bytes are held, or a fragment of it
+   * went out (with `discardOverlong`, nothing more of it is held, yet it goes on).
+   */
+  get inLine(): boolean {
+    return this.#lineStarted || this.#pendingLength > 0 || this.#heldCr;
+  }
+
   /** Bytes held waiting for a line end (never more than maxLength + 1). */
   get buffered(): number {
     return this.#pendingLength + (this.#heldCr ? 1 : 0);

@@ -43,11 +43,15 @@ Deno.test("FreeFiles: take reuses a recycled file (same inode), emptied", async 
   await withDir(async (dir, free) => {
     const old = await finished(dir, "A.msg", 1000);
     const inode = (await Deno.stat(old)).ino;
-    free.release(free.retire(old, 1000));
+    free.release(free.retire(old));
     strictEqual(free.size, 1);
     const [spare] = await names(dir);
     strictEqual((await Deno.stat(join(dir, spare))).ino, inode);
-    strictEqual((await Deno.stat(join(dir, spare))).size, 1000, "a small file is kept as it is");
+    strictEqual(
+      (await Deno.stat(join(dir, spare))).size,
+      0,
+      "emptied at once: no delivered mail lingers",
+    );
 
     const { path, file } = await free.take();
     try {
@@ -63,14 +67,14 @@ Deno.test("FreeFiles: take reuses a recycled file (same inode), emptied", async 
   });
 });
 
-Deno.test("FreeFiles: a recycled large file is truncated at once; names never repeat", async () => {
+Deno.test("FreeFiles: a recycled file is truncated at once; names never repeat", async () => {
   await withDir(async (dir, free) => {
     const big = await finished(dir, "B.msg", 300 * 1024);
-    free.release(free.retire(big, 300 * 1024));
+    free.release(free.retire(big));
     const [name] = await names(dir);
     strictEqual((await Deno.stat(join(dir, name))).size, 0);
     const again = await finished(dir, "C.msg", 10);
-    free.release(free.retire(again, 10));
+    free.release(free.retire(again));
     const both = await names(dir);
     strictEqual(both.length, 2);
     notStrictEqual(both[0], both[1]);
@@ -150,7 +154,7 @@ Deno.test("FreeFiles: recycle past the maximum deletes the file instead", async 
     await free.load();
     strictEqual(free.size, MAX_FREE);
     const extra = await finished(dir, "D.msg", 10);
-    free.release(free.retire(extra, 10));
+    free.release(free.retire(extra));
     strictEqual(free.size, MAX_FREE);
     strictEqual((await names(dir)).length, MAX_FREE);
     await Deno.stat(extra).then(
@@ -170,7 +174,7 @@ Deno.test("FreeFiles: prepare makes spare files ahead of need; recycled ones are
     strictEqual((await names(dir)).length, PREPARE);
     const warm = await finished(dir, "W.msg", 10);
     const inode = (await Deno.stat(warm)).ino;
-    free.release(free.retire(warm, 10));
+    free.release(free.retire(warm));
     const { file } = await free.take();
     try {
       strictEqual((await file.stat()).ino, inode, "a recycled (warm) file goes first");
@@ -190,11 +194,26 @@ Deno.test("FreeFiles: prepare stops when its signal is aborted", async () => {
   });
 });
 
+Deno.test("FreeFiles: a spare file linked elsewhere too (a hard-link backup) is never written over", async () => {
+  await withDir(async (dir, free) => {
+    const old = await finished(dir, "E.msg", 100);
+    const name = free.retire(old);
+    free.release(name);
+    const backup = join(dir, "..", "backup-copy");
+    await Deno.link(join(dir, name!), backup);
+    const { path, file } = free.take();
+    file.close();
+    notStrictEqual(path, join(dir, name!), "the linked spare was dropped, a new one made");
+    strictEqual((await Deno.stat(backup)).nlink, 1, "the backup keeps its file");
+    await Deno.remove(backup);
+  });
+});
+
 Deno.test("FreeFiles: a retired file is not handed out before it is released", async () => {
   await withDir(async (dir, free) => {
     const old = await finished(dir, "D.msg", 100);
     const inode = (await Deno.stat(old)).ino;
-    const name = free.retire(old, 100);
+    const name = free.retire(old);
     strictEqual(free.size, 0, "not reusable until the queue directory is synced");
     const first = free.take();
     notStrictEqual((await first.file.stat()).ino, inode, "a new file, not the retired one");

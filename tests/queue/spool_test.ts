@@ -563,7 +563,7 @@ Deno.test("remove recycles the message file into free/ and drops its record; unk
 
     // `noRecord`: the caller knows there is none; a large message's file is emptied.
     const big = await store(spool, bytesOf(300 * 1024, 3));
-    await spool.remove(big, { size: 300 * 1024, noRecord: true });
+    await spool.remove(big, { noRecord: true });
     deepStrictEqual(await names(spool.queueDir), [`${b}.msg`]);
     const sizes = [];
     for (const name of await names(spool.freeDir)) {
