@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { ConfigError } from "../config/error.ts";
 import type { Config } from "../config/schema.ts";
 import type { QueueRecord } from "./record.ts";
-import { messageStream, pathExists, Spool, UnknownMessageError } from "./spool.ts";
+import { messageStream } from "./message_reader.ts";
+import { pathExists, Spool, UnknownMessageError } from "./spool.ts";
 
 /** Runs a queue subcommand; returns the exit code. */
 export async function runQueueCommand(

@@ -11,10 +11,9 @@ import { join } from "node:path";
 import { FreeFiles } from "./free_files.ts";
 import { GroupSync } from "./group_sync.ts";
 import { MessageWriter, writeAll } from "./message_writer.ts";
+import { messageStream, type OpenedMessage, readHeader } from "./message_reader.ts";
 import {
-  HEADER_MAGIC,
   ID_PATTERN,
-  MAX_HEADER,
   newQueueId,
   newRecord,
   type NewRecordFields,
@@ -22,50 +21,11 @@ import {
   validateRecord,
 } from "./record.ts";
 
-/** Bytes read at once when a message is opened: the header and, for small messages, all of it. */
-const READ_AHEAD = 16 * 1024;
-
 /** Thrown for a queue id that is malformed or not in the queue. */
 export class UnknownMessageError extends Error {
   constructor(readonly id: string) {
     super(`no message with id ${JSON.stringify(id)} in the queue`);
   }
-}
-
-/** A stored message opened for reading: its record and its bytes. */
-export interface OpenedMessage {
-  /** The current record; `size` is the message's byte count. */
-  record: QueueRecord;
-  /** The first message bytes, read with the header (all of them for a small message). */
-  head: Uint8Array;
-  /** Positioned after `head`; the caller closes it. */
-  file: Deno.FsFile;
-}
-
-/** The bytes of an opened message (head, then the rest of the file); closes the file at the end. */
-export function messageStream(opened: OpenedMessage): ReadableStream<Uint8Array> {
-  const { file, head } = opened;
-  let first = head.length > 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (first) {
-        first = false;
-        controller.enqueue(head);
-        return;
-      }
-      const buffer = new Uint8Array(64 * 1024);
-      const n = await file.read(buffer);
-      if (n === null) {
-        file.close();
-        controller.close();
-        return;
-      }
-      controller.enqueue(buffer.subarray(0, n));
-    },
-    cancel() {
-      file.close();
-    },
-  });
 }
 
 /** Name of the file a running server polls for "try everything now". */
@@ -442,52 +402,6 @@ export async function pathExists(path: string): Promise<boolean> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
-  }
-}
-
-/**
- * Reads the `CARRIER1 {json}\n` header of a message file, and whatever follows it
- * in the same read. A file without it (from an older Carrier, whose record is
- * always the ID.json beside it) starts at offset 0. `parse` false: only skip it.
- */
-async function readHeader(
-  file: Deno.FsFile,
-  path: string,
-  parse: boolean,
-): Promise<{ header: unknown; offset: number; buffer: Uint8Array; used: number }> {
-  let buffer = new Uint8Array(READ_AHEAD);
-  let used = 0;
-  for (;;) {
-    const n = await file.read(buffer.subarray(used));
-    if (n !== null) used += n;
-    if (used >= HEADER_MAGIC.length || n === null) break;
-  }
-  for (let i = 0; i < HEADER_MAGIC.length; i++) {
-    if (buffer[i] !== HEADER_MAGIC[i]) return { header: undefined, offset: 0, buffer, used };
-  }
-  let searched = HEADER_MAGIC.length;
-  for (;;) {
-    const lf = buffer.subarray(searched, used).indexOf(0x0a);
-    if (lf !== -1) {
-      const end = searched + lf;
-      if (!parse) return { header: undefined, offset: end + 1, buffer, used };
-      const text = new TextDecoder().decode(buffer.subarray(HEADER_MAGIC.length, end));
-      try {
-        return { header: JSON.parse(text), offset: end + 1, buffer, used };
-      } catch (e) {
-        throw new Error(`${path}: invalid record header: ${(e as Error).message}`);
-      }
-    }
-    searched = used;
-    if (used === buffer.length) {
-      if (buffer.length >= MAX_HEADER) throw new Error(`${path}: record header too long`);
-      const bigger = new Uint8Array(buffer.length * 4);
-      bigger.set(buffer);
-      buffer = bigger;
-    }
-    const n = await file.read(buffer.subarray(used));
-    if (n === null) throw new Error(`${path}: truncated record header`);
-    used += n;
   }
 }
 

@@ -10,12 +10,8 @@ import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import { expired, retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
-import {
-  messageStream,
-  type OpenedMessage,
-  type Spool,
-  UnknownMessageError,
-} from "../queue/spool.ts";
+import { messageStream, type OpenedMessage } from "../queue/message_reader.ts";
+import { type Spool, UnknownMessageError } from "../queue/spool.ts";
 import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
 import { DueQueue } from "./due_queue.ts";
 import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
@@ -560,8 +556,8 @@ export class DeliveryWorker {
       throw e;
     }
     this.#touched.add(record.id);
-    // Rescheduled only once the bounce is queued: no other lane may take it meanwhile.
-    if (!(await this.#finishIfDone(updated))) this.#schedule.set(record.id, now.getTime() + delay);
+    this.#schedule.set(record.id, now.getTime() + delay);
+    await this.#finishIfDone(updated);
   }
 
   /**

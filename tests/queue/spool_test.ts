@@ -14,7 +14,8 @@ import {
   type NewRecordFields,
   validateRecord,
 } from "../../src/queue/record.ts";
-import { messageStream, Spool, UnknownMessageError } from "../../src/queue/spool.ts";
+import { messageStream } from "../../src/queue/message_reader.ts";
+import { Spool, UnknownMessageError } from "../../src/queue/spool.ts";
 import { readStored, storedBytes } from "../support/spool.ts";
 import { sampleRecord, storeMessage } from "./_helpers.ts";
 

@@ -6,7 +6,8 @@
 
 import { join } from "node:path";
 import type { QueueRecord } from "../../src/queue/record.ts";
-import { messageStream, Spool } from "../../src/queue/spool.ts";
+import { messageStream } from "../../src/queue/message_reader.ts";
+import { Spool } from "../../src/queue/spool.ts";
 
 const latin1 = new TextDecoder("latin1");
 
