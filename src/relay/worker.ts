@@ -556,8 +556,8 @@ export class DeliveryWorker {
       throw e;
     }
     this.#touched.add(record.id);
-    this.#schedule.set(record.id, now.getTime() + delay);
-    await this.#finishIfDone(updated);
+    // Rescheduled only once the bounce is queued: no other lane may take it meanwhile.
+    if (!(await this.#finishIfDone(updated))) this.#schedule.set(record.id, now.getTime() + delay);
   }
 
   /**
