@@ -1,4 +1,5 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { join } from "node:path";
 import { errorMessage, type LogFields, Logger } from "../../src/ops/log.ts";
 
 const TIME = "2024-05-06T07:08:09.010Z";
@@ -166,4 +167,60 @@ Deno.test("errorMessage", () => {
   strictEqual(errorMessage("text"), "text");
   strictEqual(errorMessage(42), "42");
   strictEqual(errorMessage(undefined), "undefined");
+});
+
+Deno.test("flushLog: a closed standard error (EPIPE) loses the lines, never the process", async () => {
+  // A child process logs through the default sink after the parent closed the read end
+  // of its stderr pipe: the explicit flush, the timer's flush and the one at exit all fail.
+  const dir = await Deno.makeTempDir({ prefix: "carrier-log-test-" });
+  try {
+    const script = join(dir, "child.ts");
+    const logUrl = new URL("../../src/ops/log.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { flushLog, Logger } from ${JSON.stringify(logUrl)};
+const log = new Logger();
+console.log("ready");
+// Waits until the parent has closed our stderr (it then writes a line, or closes stdin).
+await Deno.stdin.read(new Uint8Array(16));
+log.info("first", { n: 1 });
+flushLog();
+console.log("after explicit flush");
+log.info("second");
+await new Promise((resolve) => setTimeout(resolve, 50));
+console.log("after timer flush");
+log.info("third");
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--no-prompt", "--no-config", script],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).spawn();
+    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    for (let i = 0; i < 100 && !out.includes("\n"); i++) {
+      const { value, done } = await stdout.read();
+      if (done) break;
+      out += value;
+    }
+    strictEqual(out, "ready\n");
+    await child.stderr.cancel(); // closes the read end: the child's writes now fail (EPIPE)
+    const stdin = child.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode("go\n"));
+    await stdin.close();
+    for (let i = 0; i < 100; i++) {
+      const { value, done } = await stdout.read();
+      if (done) break;
+      out += value;
+    }
+    const status = await child.status;
+    strictEqual(out, "ready\nafter explicit flush\nafter timer flush\n");
+    strictEqual(status.signal, null);
+    strictEqual(status.code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

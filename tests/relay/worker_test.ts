@@ -633,3 +633,218 @@ Deno.test("worker: a deferred recipient is retried from the record beside the me
     deepStrictEqual((await spool.list()).records, []);
   });
 });
+
+Deno.test("worker: one attempt per message at a time: a 550 + 451 message is not retried while its bounce is queued", async () => {
+  // Regression: the message used to be rescheduled before its bounce was queued; with a
+  // 1 s retry, a second lane took it meanwhile and bounced the failed recipient again
+  // (3 bounces in all). Here queueing the first bounce takes longer than the retry
+  // delay (a slow spool), so that window is always open.
+  const behavior = {
+    rejectRecipients: { "nouser@example.net": 550, "busy@example.net": 451, [SENDER]: 451 },
+  };
+  await withEnv({ behavior }, async ({ spool, metrics, worker, logs }) => {
+    const record = await enqueue(spool, {
+      recipients: ["nouser@example.net", "busy@example.net"],
+    });
+    const original = {
+      createMessage: spool.createMessage.bind(spool),
+      open: spool.open.bind(spool),
+      update: spool.update.bind(spool),
+    };
+    let bouncesCreated = 0;
+    /** From the start of the first bounce until the message's record says it is bounced. */
+    let bouncing = false;
+    const overlaps: string[] = [];
+    let concurrentOpen: Promise<unknown> | undefined;
+    let onConcurrent: (() => void) | undefined;
+    spool.createMessage = async (fields) => {
+      if (fields.kind === "bounce" && ++bouncesCreated === 1) {
+        bouncing = true;
+        await sleep(1500); // longer than any retry delay below (1 s +-20 %)
+      }
+      return await original.createMessage(fields);
+    };
+    // The test's own reads (and scans) go around the hook below: it sees the worker's opens.
+    spool.read = async (id) => {
+      const { record, file } = await original.open(id);
+      file.close();
+      return record;
+    };
+    spool.open = (id, known) => {
+      const opened = original.open(id, known);
+      if (id === record.id && bouncing) {
+        overlaps.push(`open of ${id} while its bounce was being queued`);
+        concurrentOpen = opened;
+        onConcurrent?.();
+      }
+      return opened;
+    };
+    spool.update = async (r) => {
+      const marksBounced = r.id === record.id && bouncing &&
+        rcpt(r, "nouser@example.net").bounced === true;
+      if (!marksBounced) return await original.update(r);
+      // Held back a moment (until a concurrent attempt, if any, has read the record), so a
+      // second attempt under way reads the record from before the bounce, every time.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 500);
+        onConcurrent = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        if (concurrentOpen) onConcurrent();
+      });
+      await concurrentOpen?.catch(() => {});
+      try {
+        return await original.update(r);
+      } finally {
+        bouncing = false;
+      }
+    };
+
+    const w = worker({ retry: { minMs: 1000, maxMs: 1000, lifetimeMs: 86_400_000 } });
+    await w.start();
+    // The message is retried after its bounce is recorded (attempt 2: busy@ again 451).
+    const after = await waitUntil("a second attempt after the bounce", async () => {
+      const r = await readRecord(spool, record.id);
+      return r && r.attempts >= 2 && rcpt(r, "nouser@example.net").bounced === true ? r : undefined;
+    }, 15_000).catch((e) => {
+      throw new Error(`${e}; log:\n${logs.join("\n")}`);
+    });
+    await w.stop(2000);
+
+    const bounces = (await spool.list()).records.filter((r) => r.kind === "bounce");
+    strictEqual(bounces.length, 1, "exactly one bounce queued");
+    strictEqual(bouncesCreated, 1);
+    strictEqual(metrics.get("bounces_total"), 1);
+    deepStrictEqual(overlaps, [], "no attempt of the message while its bounce was queued");
+    strictEqual(rcpt(after, "nouser@example.net").status, "failed");
+    strictEqual(rcpt(after, "busy@example.net").status, "pending");
+    deepStrictEqual(bounces[0].recipients.map((r) => r.address), [SENDER]);
+    const text = dec.decode(await storedBytes(spool, bounces[0].id));
+    ok(text.includes("nouser@example.net"), text);
+    ok(!text.includes("busy@example.net"), "the deferred recipient is not reported");
+  });
+});
+
+Deno.test("worker: a lingering connection idle over 0.5 s is checked with RSET before the next message; back-to-back ones are not", async () => {
+  await withEnv({}, async ({ spool, host, worker }) => {
+    const a1 = await enqueue(spool, { recipients: ["a1@example.net"] });
+    const a2 = await enqueue(spool, { recipients: ["a2@example.net"] });
+    const w = worker({ concurrency: 1 });
+    await w.start(); // one lane finds both due: back to back on one connection
+    await host.waitFor(2, 8000);
+    await waitRemoved(spool, a1.id);
+    await waitRemoved(spool, a2.id);
+    // The lane keeps its connection (2 s); a message 1 s later finds it idle.
+    await sleep(1000);
+    const b = await enqueue(spool, { recipients: ["b@example.net"] });
+    w.notify(b);
+    const mails = await host.waitFor(3, 8000);
+    deepStrictEqual(mails.map((m) => m.to[0]), [
+      "a1@example.net",
+      "a2@example.net",
+      "b@example.net",
+    ]);
+    strictEqual(host.connections, 1, "the lingering connection carried the third message");
+    const mailAndRset = host.commands.filter((c) => c === "MAIL" || c === "RSET");
+    deepStrictEqual(mailAndRset, ["MAIL", "MAIL", "RSET", "MAIL"]);
+    await waitRemoved(spool, b.id);
+  });
+});
+
+/**
+ * A TCP relay to the smarthost that, once `dropNext` is set, closes both sides on the
+ * next bytes from the client instead of passing them on: the upstream dropped an idle
+ * connection and the client learns of it only when it next writes (a NAT or firewall
+ * timeout, or a server that closed it without the client reading the end yet).
+ */
+function startDroppingRelay(targetPort: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const state = { dropNext: false, dropped: 0 };
+  const tasks: Promise<void>[] = [];
+  const open = new Set<Deno.Conn>();
+  const closeQuietly = (c: Deno.Conn) => {
+    open.delete(c);
+    try {
+      c.close();
+    } catch { /* already closed */ }
+  };
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, fromClient: boolean) => {
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (let i = 0; i < 100_000; i++) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        if (fromClient && state.dropNext) {
+          state.dropNext = false;
+          state.dropped++;
+          break;
+        }
+        for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
+      }
+    } catch {
+      /* the other direction closed both */
+    } finally {
+      closeQuietly(from);
+      closeQuietly(to);
+    }
+  };
+  const accepting = (async () => {
+    for await (const client of listener) {
+      open.add(client);
+      try {
+        const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+        open.add(server);
+        tasks.push(pipe(client, server, true), pipe(server, client, false));
+      } catch {
+        closeQuietly(client);
+      }
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    state,
+    async close() {
+      listener.close();
+      await accepting;
+      for (const c of [...open]) closeQuietly(c);
+      await Promise.all(tasks);
+    },
+  };
+}
+
+Deno.test("worker: an idle connection the upstream dropped meanwhile: the next message goes at once on a new connection, not deferred", async () => {
+  await withEnv({}, async ({ spool, host, metrics, logs, worker }) => {
+    const relay = startDroppingRelay(host.port);
+    try {
+      const w = worker({ concurrency: 1, port: relay.port });
+      await w.start();
+      const a = await enqueue(spool, { recipients: ["a@example.net"] });
+      w.notify(a);
+      await host.waitFor(1, 8000);
+      await waitRemoved(spool, a.id);
+      relay.state.dropNext = true; // the upstream side of the idle connection is gone
+      await sleep(1000);
+      const b = await enqueue(spool, { recipients: ["b@example.net"] });
+      w.notify(b);
+      // Retries are an hour away here: the first attempt delivers it, or it waits.
+      // (Not read from the spool: a read racing the removal may see the emptied file.)
+      const outcome = await waitUntil("the second message delivered or deferred", () => {
+        if (host.received.length >= 2) return "delivered";
+        const deferred = logs.find((l) => l.includes(" info deferred ") && l.includes(b.id));
+        return deferred === undefined ? undefined : `deferred: ${deferred}`;
+      });
+      strictEqual(outcome, "delivered");
+      deepStrictEqual(host.received[1].to, ["b@example.net"]);
+      await waitRemoved(spool, b.id);
+      strictEqual(relay.state.dropped, 1, "the check met the dropped connection");
+      strictEqual(host.connections, 2, "a new connection for the second message");
+      strictEqual(metrics.get("deferrals_total"), 0);
+      strictEqual(metrics.get("delivery_attempts_total"), 2);
+      ok(!logs.some((l) => l.includes(" info deferred ")), logs.join("\n"));
+      await w.stop(1000);
+    } finally {
+      await relay.close();
+    }
+  });
+});

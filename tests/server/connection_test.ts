@@ -506,3 +506,26 @@ Deno.test("connection: the next message of the session is written over the spare
     ok(dec.decode(await storedBytes(h.spool, id)).endsWith("\r\nSubject: small\r\n\r\nok\r\n"));
   });
 });
+
+Deno.test("connection: the command deadline holds after an overlong line trickled one byte at a time", async () => {
+  // Regression: with the overlong line's bytes discarded, nothing stays buffered, and the
+  // deadline used to restart on every read: a client trickling bytes was never timed out.
+  await withConnection({ deps: { commandTimeoutMs: 300 } }, async (h) => {
+    await h.write(1);
+    h.t.push("EHLO client.test\r\n");
+    await h.write(2);
+    h.t.push("X".repeat(600)); // longer than 510 bytes, no CRLF
+    // One byte every 50 ms (well within the 300 ms timeout), for at most 4 s.
+    for (let i = 0; i < 80 && !h.t.closed; i++) {
+      await sleep(50);
+      if (!h.t.closed) h.t.push("X");
+    }
+    ok(h.t.closed, "the connection was closed while the client kept trickling");
+    await h.done;
+    ok(
+      h.t.texts.includes("421 4.4.2 mx.test Error: timeout exceeded\r\n"),
+      JSON.stringify(h.t.texts),
+    );
+    ok(h.logs.some((l) => l.includes(" warn timeout ")), h.logs.join("\n"));
+  });
+});

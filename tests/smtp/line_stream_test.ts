@@ -424,3 +424,35 @@ Deno.test("LineSplitter: with discardOverlong, an overlong line is one fragment 
   ]);
   strictEqual(splitter.buffered, 0);
 });
+
+Deno.test("LineSplitter.inLine: true from a line's first byte to its CRLF, overlong or not", () => {
+  const splitter = new LineSplitter(8, true);
+  strictEqual(splitter.inLine, false, "nothing received yet");
+  splitter.push(enc("NO"));
+  strictEqual(splitter.inLine, true, "bytes held");
+  splitter.push(enc("OP\r"));
+  strictEqual(splitter.inLine, true, "a CR held");
+  splitter.push(enc("\n"));
+  strictEqual(splitter.inLine, false, "the line ended");
+  // An overlong line: with discardOverlong nothing of it stays held, yet it goes on.
+  strictEqual(splitter.push(enc("x".repeat(50))).length, 1);
+  strictEqual(splitter.buffered, 0);
+  strictEqual(splitter.inLine, true, "the overlong line has not ended");
+  splitter.push(enc("x"));
+  strictEqual(splitter.buffered, 0);
+  strictEqual(splitter.inLine, true, "still the same line");
+  splitter.push(enc("\r"));
+  strictEqual(splitter.inLine, true, "a CR held after the overlong line");
+  splitter.push(enc("\nQUIT\r\n"));
+  strictEqual(splitter.inLine, false, "ended, and the next line is whole");
+  splitter.push(enc("abc"));
+  strictEqual(splitter.inLine, true);
+  splitter.reset();
+  strictEqual(splitter.inLine, false, "reset ends the line");
+  // Without discardOverlong the same holds for a line split into fragments.
+  const keeping = new LineSplitter(8);
+  strictEqual(keeping.push(enc("y".repeat(16))).length, 1);
+  strictEqual(keeping.inLine, true);
+  keeping.push(enc("\r\n"));
+  strictEqual(keeping.inLine, false);
+});
