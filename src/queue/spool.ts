@@ -289,13 +289,17 @@ export class Spool {
     }
     try {
       const { header, offset, buffer, used } = await readHeader(file, path, known === undefined);
+      // Emptied: removed (and its file retired) between the open and the read.
+      if (used === 0) throw new UnknownMessageError(id);
       let record = known;
       if (!record) {
         const size = (await file.stat()).size - offset;
         const stored = (await this.#readOverlay(id)) ??
           (header === undefined ? undefined : validateRecord(header, path));
         if (!stored) throw new Error(`${path}: no record`);
-        if (stored.id !== id) throw new Error(`${path}: holds message ${stored.id}, not ${id}`);
+        // Another message's bytes: this one was removed and its file reused meanwhile (a
+        // crash bringing back such an entry is undone by recover()).
+        if (stored.id !== id) throw new UnknownMessageError(id);
         record = { ...stored, size };
       }
       return { record, file, head: buffer.subarray(offset, used) };

@@ -557,7 +557,7 @@ export class DeliveryWorker {
     }
     this.#touched.add(record.id);
     // Rescheduled only once the bounce is queued: no other lane may take it meanwhile.
-    if (!(await this.#finishIfDone(updated))) this.#schedule.set(record.id, now.getTime() + delay);
+    if (!(await this.#finishIfDone(updated))) this.#schedule.set(record.id, Date.now() + delay);
   }
 
   /**

@@ -286,7 +286,7 @@ Deno.test("recover removes message files no record names: an older Carrier's unc
     const other = await store(spool, bytesOf(200, 2));
     const resurrected = newQueueId();
     await Deno.link(spool.messagePath(other), spool.messagePath(resurrected));
-    await rejects(spool.read(resurrected), /holds message/);
+    await rejects(spool.read(resurrected), UnknownMessageError);
 
     deepStrictEqual(await spool.recover(), { removedTmp: 0, removedBroken: 0, removedStale: 2 });
     deepStrictEqual(await names(spool.queueDir), [`${kept}.msg`, `${other}.msg`].sort());
@@ -603,5 +603,19 @@ Deno.test("delete requests stay until cleared; malformed request names are dropp
     await spool.clearDeleteRequest(id);
     deepStrictEqual(await spool.deleteRequests(), []);
     deepStrictEqual(await names(spool.requestDir), []);
+  });
+});
+
+Deno.test("a read racing a removal sees UnknownMessageError, never a broken record", async () => {
+  await withSpool(async (spool) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) ids.push(await store(spool, bytesOf(200, i)));
+    const reads = ids.map((id) =>
+      spool.read(id).then(
+        (r) => strictEqual(r.id, id),
+        (e) => ok(e instanceof UnknownMessageError, String(e)),
+      )
+    );
+    await Promise.all([...reads, ...ids.map((id) => spool.remove(id))]);
   });
 });
