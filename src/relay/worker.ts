@@ -9,10 +9,13 @@ import { settlesWithin } from "../deadline.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
-import { expired, retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
+import { expired, type RetryPolicy } from "../queue/schedule.ts";
 import { messageStream, type OpenedMessage } from "../queue/message_reader.ts";
 import { type Spool, UnknownMessageError } from "../queue/spool.ts";
-import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
+import { storeBounce } from "./bounce_queue.ts";
+import { FreshCache } from "./fresh_cache.ts";
+import { applyResults } from "./outcome.ts";
+import { UpstreamPause } from "./upstream_pause.ts";
 import { DueQueue } from "./due_queue.ts";
 import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
 
@@ -20,14 +23,10 @@ import { type RecipientResult, UpstreamError, type UpstreamSession } from "./ups
 const CLOSE_GRACE_MS = 2000;
 /** How often the spool is scanned again for messages the worker was not told about. */
 const RESCAN_MS = 5 * 60_000;
-/** Records of just-queued messages kept for their first attempt (no re-read); beyond, read. */
-const FRESH_RECORDS = 2000;
 /** How long an idle upstream connection is kept for the next message (ms). */
 const LINGER_MS = 2000;
 /** A connection idle longer than this is checked with RSET before the next message (ms). */
 const IDLE_CHECK_MS = 500;
-/** Bytes of just-queued small messages kept in memory for their first attempt, in all. */
-const FRESH_BYTES = 8 * 1024 * 1024;
 
 /** A message ready to send: its record and bytes (all of them in `head`, or the rest in `file`). */
 type Loaded = Omit<OpenedMessage, "file"> & { file?: Deno.FsFile };
@@ -62,17 +61,15 @@ export class DeliveryWorker {
   #schedule = new DueQueue();
   #inFlight = new Set<string>();
   /** Records (and small messages' bytes) handed over by `notify`, used by the first attempt. */
-  #fresh = new Map<string, { record: QueueRecord; bytes?: Uint8Array }>();
-  #freshBytes = 0;
+  #fresh = new FreshCache();
   /** Ids known to have no updated record beside their file (queued here, never updated). */
   #noOverlay = new Set<string>();
   #deleteAfterAttempt = new Set<string>();
   /** Ids changed while a scan reads the spool: the scan's older view must not override them. */
   #touched = new Set<string>();
   #lastScan = 0;
-  /** After a failure to connect or log in, no lane starts before this time (ms). */
-  #upstreamDownUntil = 0;
-  #upstreamFailures = 0;
+  /** After a failure to connect or log in, lanes wait (see UpstreamPause). */
+  #pause: UpstreamPause;
   #lanes = new Set<Lane>();
   /** Wakes lanes that keep an idle connection open (see #linger). */
   #lingering = new Set<() => void>();
@@ -83,7 +80,9 @@ export class DeliveryWorker {
   #stopping = false;
   #scanning: Promise<void> | undefined;
 
-  constructor(readonly options: WorkerOptions) {}
+  constructor(readonly options: WorkerOptions) {
+    this.#pause = new UpstreamPause(options.retry);
+  }
 
   get #holding(): boolean {
     return this.options.connect === undefined;
@@ -123,11 +122,7 @@ export class DeliveryWorker {
     if (!this.#running || this.#stopping) return;
     this.#touched.add(record.id);
     this.#schedule.set(record.id, Date.parse(record.nextAttemptAt));
-    if (this.#fresh.size < FRESH_RECORDS && !this.#holding) {
-      const keep = bytes && this.#freshBytes + bytes.length <= FRESH_BYTES ? bytes : undefined;
-      this.#freshBytes += keep?.length ?? 0;
-      this.#fresh.set(record.id, { record, bytes: keep });
-    }
+    if (!this.#holding) this.#fresh.put(record, bytes);
     this.#noOverlay.add(record.id);
     this.#kick();
   }
@@ -193,7 +188,7 @@ export class DeliveryWorker {
     this.#deleteAfterAttempt.delete(id);
     this.#touched.add(id);
     this.#schedule.delete(id);
-    this.#takeFresh(id);
+    this.#fresh.take(id);
     this.#noOverlay.delete(id);
     try {
       await this.options.spool.remove(id);
@@ -216,14 +211,14 @@ export class DeliveryWorker {
       for (const id of [...this.#schedule.ids()]) {
         if (!found.has(id) && !this.#touched.has(id)) {
           this.#schedule.delete(id);
-          this.#takeFresh(id);
+          this.#fresh.take(id);
         }
       }
       for (const r of records) {
         if (this.#inFlight.has(r.id) || (this.#touched.has(r.id) && !flush)) continue;
         this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
       }
-      if (flush) this.#upstreamRecovered();
+      if (flush) this.#pause.recovered();
       this.#lastScan = now;
       this.options.metrics.set("queue_messages", this.queueSize);
     };
@@ -235,18 +230,18 @@ export class DeliveryWorker {
   #kick(): void {
     if (!this.#running || this.#stopping || this.#holding) return;
     const now = Date.now();
-    if (now < this.#upstreamDownUntil) {
+    if (this.#pause.paused(now)) {
       // One login failure is enough: do not try it again once per queued message.
       clearTimeout(this.#timer);
       this.#timer = setTimeout(
         () => this.#kick(),
-        Math.min(this.#upstreamDownUntil - now, 2 ** 31 - 1),
+        Math.min(this.#pause.until - now, 2 ** 31 - 1),
       );
       return;
     }
     const next = this.#schedule.nextAt();
     // While the upstream is failing, one lane probes it; the others wait for a success.
-    const lanes = this.#upstreamFailures > 0 ? 1 : this.options.concurrency;
+    const lanes = this.#pause.failures > 0 ? 1 : this.options.concurrency;
     // A lane that finds nothing due left ends at once, so an estimate is enough here.
     let due = next <= now ? this.#schedule.size : 0;
     // Lanes keeping their connection for more mail take it first.
@@ -265,7 +260,7 @@ export class DeliveryWorker {
   #takeDue(): string | undefined {
     if (this.#stopping) return undefined;
     const now = Date.now();
-    if (now < this.#upstreamDownUntil) return undefined;
+    if (this.#pause.paused(now)) return undefined;
     for (let id = this.#schedule.takeDue(now); id !== undefined; id = this.#schedule.takeDue(now)) {
       // Scheduled again while an attempt is under way (a scan): that attempt reschedules it.
       if (this.#inFlight.has(id)) continue;
@@ -336,7 +331,7 @@ export class DeliveryWorker {
   /** One delivery attempt of one message on the lane's connection. */
   async #attempt(lane: Lane, id: string): Promise<void> {
     const { spool } = this.options;
-    const fresh = this.#takeFresh(id);
+    const fresh = this.#fresh.take(id);
     let opened: Loaded;
     try {
       opened = fresh?.bytes
@@ -356,14 +351,6 @@ export class DeliveryWorker {
         opened.file?.close();
       } catch { /* closed by its stream */ }
     }
-  }
-
-  #takeFresh(id: string): { record: QueueRecord; bytes?: Uint8Array } | undefined {
-    const fresh = this.#fresh.get(id);
-    if (!fresh) return undefined;
-    this.#fresh.delete(id);
-    this.#freshBytes -= fresh.bytes?.length ?? 0;
-    return fresh;
   }
 
   async #attemptOpened(lane: Lane, opened: Loaded): Promise<void> {
@@ -414,8 +401,8 @@ export class DeliveryWorker {
       }
       if (!lane.session) {
         lane.session = await this.options.connect!();
-        if (this.#upstreamFailures > 0) {
-          this.#upstreamRecovered();
+        if (this.#pause.failures > 0) {
+          this.#pause.recovered();
           this.#kick(); // the probe got through: the other lanes may start again
         }
       }
@@ -467,21 +454,12 @@ export class DeliveryWorker {
    */
   #upstreamFailed(error: string): void {
     this.options.metrics.inc("upstream_errors_total");
-    // Lanes failing together are one failure of the upstream, not several.
-    if (Date.now() >= this.#upstreamDownUntil) this.#upstreamFailures++;
-    const pause = retryDelayMs(this.options.retry, this.#upstreamFailures);
-    this.#upstreamDownUntil = Math.max(this.#upstreamDownUntil, Date.now() + pause);
+    const pause = this.#pause.failed();
     this.options.log.error("upstream unavailable", {
       upstream: this.options.upstreamName,
       error,
       pause: `${Math.round(pause / 1000)}s`,
     });
-  }
-
-  /** Ends a pause: the upstream took a connection, or the operator asked for a flush. */
-  #upstreamRecovered(): void {
-    this.#upstreamFailures = 0;
-    this.#upstreamDownUntil = 0;
   }
 
   /** Writes the outcome durably first, then bounces, then removes finished messages. */
@@ -493,52 +471,37 @@ export class DeliveryWorker {
   ): Promise<void> {
     const { log, metrics, spool } = this.options;
     const now = new Date();
-    const byAddress = new Map(results.map((r) => [r.recipient, r]));
-    let deferred = 0;
-    const recipients: RecipientRecord[] = record.recipients.map((r) => {
-      const result = r.status === "pending" ? byAddress.get(r.address) : undefined;
-      if (!result) return r;
-      const base = { ...r, response: result.response, updatedAt: now.toISOString() };
-      switch (result.status) {
-        case "delivered":
-          metrics.inc("deliveries_total");
-          log.info("delivered", {
-            id: record.id,
-            to: `<${r.address}>`,
-            upstream: this.options.upstreamName,
-            response: result.response,
-          });
-          return { ...base, status: "delivered" };
-        case "failed":
-          metrics.inc("failures_total");
-          log.warn("failed", { id: record.id, to: `<${r.address}>`, response: result.response });
-          return { ...base, status: "failed", bounced: false };
-        case "deferred":
-          deferred++;
-          metrics.inc("deferrals_total");
-          return base;
+    const { updated, changes, deferred, delay, settled } = applyResults(
+      record,
+      results,
+      attemptError,
+      { now, retry: this.options.retry, attempted: opts.attempted },
+    );
+    for (const { address, result } of changes) {
+      if (result.status === "delivered") {
+        metrics.inc("deliveries_total");
+        log.info("delivered", {
+          id: record.id,
+          to: `<${address}>`,
+          upstream: this.options.upstreamName,
+          response: result.response,
+        });
+      } else if (result.status === "failed") {
+        metrics.inc("failures_total");
+        log.warn("failed", { id: record.id, to: `<${address}>`, response: result.response });
+      } else {
+        metrics.inc("deferrals_total");
       }
-    });
-    const attempts = record.attempts + (opts.attempted ? 1 : 0);
-    const delay = retryDelayMs(this.options.retry, attempts);
-    const firstDeferred = results.find((r) => r.status === "deferred");
-    const updated: QueueRecord = {
-      ...record,
-      recipients,
-      attempts,
-      lastError: attemptError ?? firstDeferred?.response ?? record.lastError,
-      nextAttemptAt: new Date(now.getTime() + delay).toISOString(),
-    };
+    }
     if (deferred > 0) {
       log.info("deferred", {
         id: record.id,
         rcpts: deferred,
-        attempts,
+        attempts: updated.attempts,
         retryIn: `${Math.round(delay / 1000)}s`,
         error: updated.lastError,
       });
     }
-    const settled = !recipients.some((r) => r.status === "pending" || r.bounced === false);
     if (settled) {
       // Nothing left to do or to bounce: removing the record is the one durable step
       // needed (as atomic as rewriting it), so the common case costs one fsync less.
@@ -613,38 +576,10 @@ export class DeliveryWorker {
 
   async #queueBounce(record: QueueRecord, failed: RecipientRecord[]): Promise<void> {
     const { spool, log, metrics, hostname } = this.options;
-    const headers = await this.#originalHeaders(record.id);
-    const bytes = buildBounce({
-      reportingMta: hostname,
-      originalSender: record.sender,
-      arrivalDate: new Date(record.receivedAt),
-      messageId: record.id,
-      failures: failed.map((r) => ({
-        recipient: r.address,
-        status: enhancedStatus(r.response),
-        diagnostic: r.response ?? "delivery failed",
-        remoteMta: this.options.upstreamName,
-      })),
-      originalHeaders: headers,
+    const id = await storeBounce(spool, record, failed, {
+      hostname,
+      remoteMta: this.options.upstreamName,
     });
-    const writer = await spool.createMessage({
-      kind: "bounce",
-      sender: "",
-      recipients: [record.sender],
-      smtputf8: record.smtputf8,
-      body: "8BITMIME",
-      client: { address: "127.0.0.1", port: 0, tls: false },
-      helo: hostname,
-      protocol: "LOCAL",
-    });
-    const id = writer.id;
-    try {
-      writer.write(bytes);
-      await writer.commit();
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
     metrics.inc("bounces_total");
     log.info("bounce queued", {
       id,
@@ -656,29 +591,4 @@ export class DeliveryWorker {
     this.#schedule.set(id, Date.now());
     this.#kick();
   }
-
-  async #originalHeaders(id: string): Promise<Uint8Array> {
-    const reader = (await this.options.spool.openMessage(id)).getReader();
-    const buffer = new Uint8Array(MAX_HEADER_BLOCK);
-    let used = 0;
-    try {
-      while (used < buffer.length) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        const n = Math.min(value.length, buffer.length - used);
-        buffer.set(value.subarray(0, n), used);
-        used += n;
-      }
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
-    return headerBlock(buffer.subarray(0, used));
-  }
-}
-
-/** The enhanced status code in an upstream reply, e.g. "5.1.1"; 5.0.0 when none. */
-function enhancedStatus(response: string | undefined): string {
-  const m = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(response ?? "");
-  if (m && m[1] !== "2") return `${m[1] === "4" ? "5" : m[1]}.${m[2]}.${m[3]}`;
-  return "5.0.0";
 }

@@ -1,0 +1,62 @@
+/**
+ * What one delivery attempt changes in a message's record: each pending
+ * recipient's new state, the attempt count, the next attempt and the last error.
+ * Pure; the worker logs, counts and stores the result.
+ */
+
+import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
+import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
+import type { RecipientResult } from "./upstream.ts";
+
+/** The record after an attempt, and what changed. */
+export interface Outcome {
+  updated: QueueRecord;
+  /** The pending recipients the attempt answered for, with their results, in order. */
+  changes: { address: string; result: RecipientResult }[];
+  /** Recipients still pending after it (temporary failures). */
+  deferred: number;
+  /** Until the next attempt (ms). */
+  delay: number;
+  /** Nothing left to deliver or to bounce: the message can go. */
+  settled: boolean;
+}
+
+/** Applies `results` to `record`'s pending recipients; `attempted` false for an expiry. */
+export function applyResults(
+  record: QueueRecord,
+  results: RecipientResult[],
+  attemptError: string | undefined,
+  opts: { now: Date; retry: RetryPolicy; attempted: boolean },
+): Outcome {
+  const at = opts.now.toISOString();
+  const byAddress = new Map(results.map((r) => [r.recipient, r]));
+  const changes: Outcome["changes"] = [];
+  let deferred = 0;
+  const recipients: RecipientRecord[] = record.recipients.map((r) => {
+    const result = r.status === "pending" ? byAddress.get(r.address) : undefined;
+    if (!result) return r;
+    changes.push({ address: r.address, result });
+    const base = { ...r, response: result.response, updatedAt: at };
+    switch (result.status) {
+      case "delivered":
+        return { ...base, status: "delivered" };
+      case "failed":
+        return { ...base, status: "failed", bounced: false };
+      case "deferred":
+        deferred++;
+        return base;
+    }
+  });
+  const attempts = record.attempts + (opts.attempted ? 1 : 0);
+  const delay = retryDelayMs(opts.retry, attempts);
+  const firstDeferred = results.find((r) => r.status === "deferred");
+  const updated: QueueRecord = {
+    ...record,
+    recipients,
+    attempts,
+    lastError: attemptError ?? firstDeferred?.response ?? record.lastError,
+    nextAttemptAt: new Date(opts.now.getTime() + delay).toISOString(),
+  };
+  const settled = !recipients.some((r) => r.status === "pending" || r.bounced === false);
+  return { updated, changes, deferred, delay, settled };
+}

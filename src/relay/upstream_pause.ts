@@ -1,0 +1,44 @@
+/**
+ * The pause after the upstream could not take mail (connect, TLS, login, or an
+ * account-level refusal): one failure of the upstream, not one per message,
+ * doubling per outage, over when a connection gets through or on `queue flush`.
+ */
+
+import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
+
+/** Whether, and until when, deliveries wait for the upstream. */
+export class UpstreamPause {
+  #until = 0;
+  #failures = 0;
+
+  constructor(readonly retry: RetryPolicy) {}
+
+  /** Outages in a row (0 while the upstream works): while failing, one lane probes it. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** When deliveries may start again (ms since epoch; 0 when not paused). */
+  get until(): number {
+    return this.#until;
+  }
+
+  /** True while no lane may start. */
+  paused(now = Date.now()): boolean {
+    return now < this.#until;
+  }
+
+  /** Records a failure; returns the pause (ms). Lanes failing together count once. */
+  failed(now = Date.now()): number {
+    if (now >= this.#until) this.#failures++;
+    const pause = retryDelayMs(this.retry, this.#failures);
+    this.#until = Math.max(this.#until, now + pause);
+    return pause;
+  }
+
+  /** Ends the pause: the upstream took a connection, or the operator asked for a flush. */
+  recovered(): void {
+    this.#failures = 0;
+    this.#until = 0;
+  }
+}

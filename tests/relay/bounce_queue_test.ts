@@ -1,0 +1,9 @@
+import { strictEqual } from "node:assert/strict";
+import { enhancedStatus } from "../../src/relay/bounce_queue.ts";
+
+Deno.test("enhancedStatus: the reply's code, a 4.x.x made permanent, 5.0.0 when none", () => {
+  strictEqual(enhancedStatus("550 5.1.1 no such user"), "5.1.1");
+  strictEqual(enhancedStatus("451 4.4.1 timed out (expired)"), "5.4.1");
+  strictEqual(enhancedStatus("554 rejected"), "5.0.0");
+  strictEqual(enhancedStatus(undefined), "5.0.0");
+});
