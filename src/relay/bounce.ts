@@ -8,6 +8,7 @@
  */
 
 import { concatBytes } from "../bytes.ts";
+import { hasNonAscii, oneLineNoControls } from "../text.ts";
 
 /** What a bounce reports: who sent what, when, and why each recipient failed. */
 export interface BounceInput {
@@ -52,14 +53,9 @@ function rfc5322Date(d: Date): string {
     `${pad(d.getUTCSeconds())} +0000`;
 }
 
-/** One line of text: control characters (CR, LF, NUL, …) become spaces, runs collapse. */
-function oneLine(s: string): string {
-  return s.replace(/\p{Cc}+/gu, " ").replace(/ {2,}/g, " ").trim();
-}
-
 /** ASCII-only version for the machine-readable part: non-ASCII becomes "?". */
 function asciiLine(s: string): string {
-  return oneLine(s).replace(/[^\x20-\x7e]/g, "?");
+  return oneLineNoControls(s).replace(/[^\x20-\x7e]/g, "?");
 }
 
 function truncate(s: string, max: number): string {
@@ -73,11 +69,7 @@ function hostToken(s: string): string {
 
 /** An address for a header or DSN field: one line, no angle brackets. */
 function addressToken(s: string): string {
-  return truncate(oneLine(s).replace(/[<>]/g, ""), 320);
-}
-
-function hasNonAscii(s: string): boolean {
-  return /[^\p{ASCII}]/u.test(s);
+  return truncate(oneLineNoControls(s).replace(/[<>]/g, ""), 320);
 }
 
 /** Folds a header field at spaces so lines stay short (they are ≤ 998 octets regardless). */
@@ -158,7 +150,7 @@ export function buildBounce(input: BounceInput): Uint8Array {
       recipient: addressToken(f.recipient),
       action,
       status: validStatus(f.status, action),
-      diagnostic: truncate(oneLine(f.diagnostic), MAX_DIAGNOSTIC),
+      diagnostic: truncate(oneLineNoControls(f.diagnostic), MAX_DIAGNOSTIC),
       remoteMta: f.remoteMta ? hostToken(f.remoteMta) : "",
     };
   });

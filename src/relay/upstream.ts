@@ -4,7 +4,8 @@
  * PLAIN/LOGIN/XOAUTH2, the exact envelope and per-recipient results, streamed message bytes.
  *
  * Secrets (password, client secret, refresh token) never appear in a thrown error: messages are
- * built here from server replies and scrubbed, and nodemailer's logger is off.
+ * built here and in upstream_errors.ts from server replies and scrubbed, and nodemailer's logger
+ * is off.
  */
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
@@ -12,9 +13,20 @@ import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type net from "node:net";
 import type tls from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
-import XOAuth2 from "nodemailer/lib/xoauth2/index.js";
 import { DenoSocket } from "./deno_socket.ts";
 import { type UpstreamConfig, upstreamNetTarget } from "../upstream_url.ts";
+import { hasNonAscii, oneLine } from "../text.ts";
+import {
+  asNmError,
+  classifySendFailure,
+  connectFailure,
+  type NmError,
+  recipientFromError,
+  replyCode,
+  scrubSecrets,
+  stringArray,
+} from "./upstream_errors.ts";
+import { oauthFor } from "./xoauth2.ts";
 
 /** Credentials for the smarthost: a password (PLAIN/LOGIN) or an OAuth2 refresh token. */
 export type UpstreamAuth =
@@ -97,95 +109,11 @@ const DEFAULT_CONNECT_TIMEOUT = 30_000;
 const DEFAULT_SOCKET_TIMEOUT = 5 * 60_000;
 const CLOSE_WAIT_MS = 2_000;
 
-/** The fields of nodemailer's errors we read; all optional, narrowed from `unknown`. */
-interface NmError {
-  message: string;
-  code?: string;
-  command?: string;
-  response?: string;
-  responseCode?: number;
-  recipient?: string;
-  rejectedErrors?: NmError[];
-}
-
-function asNmError(e: unknown): NmError {
-  if (e && typeof e === "object") {
-    const o = e as Record<string, unknown>;
-    const str = (v: unknown) => (typeof v === "string" ? v : undefined);
-    const rejected = Array.isArray(o.rejectedErrors) ? o.rejectedErrors.map(asNmError) : undefined;
-    return {
-      message: str(o.message) ?? String(e),
-      code: str(o.code),
-      command: str(o.command),
-      response: str(o.response),
-      responseCode: typeof o.responseCode === "number" ? o.responseCode : undefined,
-      recipient: str(o.recipient),
-      rejectedErrors: rejected,
-    };
-  }
-  return { message: String(e) };
-}
-
 /** Reads the parts of SMTPConnection that have no public API, defensively. */
 interface Internals {
   _supportedExtensions?: unknown;
   _envelope?: unknown;
   _sendCommand?: unknown;
-}
-
-function stringArray(v: unknown): string[] {
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
-}
-
-function oneLine(s: string): string {
-  return s.replace(/[\r\n]+/g, " ").replace(/\s+/g, " ").trim();
-}
-
-function statusOf(code: number | undefined): RecipientResult["status"] {
-  if (code === undefined) return "deferred";
-  if (code >= 200 && code < 300) return "delivered";
-  if (code >= 500 && code < 600) return "failed";
-  return "deferred";
-}
-
-function replyCode(text: string | undefined): number | undefined {
-  const m = text ? /^([2-5]\d\d)[ -]/.exec(text) : null;
-  return m ? Number(m[1]) : undefined;
-}
-
-function hasNonAscii(s: string): boolean {
-  return /[^\p{ASCII}]/u.test(s);
-}
-
-type XOAuth2Auth = Extract<UpstreamAuth, { kind: "xoauth2" }>;
-const oauthCache = new Map<string, XOAuth2>();
-
-/**
- * One token generator per credential set for the whole process, so an access token is fetched
- * once and reused by every connection until it expires (not once per connection).
- */
-function oauthFor(auth: XOAuth2Auth): XOAuth2 {
-  const key = JSON.stringify([
-    auth.user,
-    auth.clientId,
-    auth.clientSecret,
-    auth.refreshToken,
-    auth.accessUrl ?? "",
-  ]);
-  let generator = oauthCache.get(key);
-  if (!generator) {
-    if (oauthCache.size >= 8) oauthCache.clear();
-    generator = new XOAuth2({
-      user: auth.user,
-      clientId: auth.clientId,
-      clientSecret: auth.clientSecret,
-      refreshToken: auth.refreshToken,
-      accessUrl: auth.accessUrl,
-      requestTimeout: 30_000,
-    }, false);
-    oauthCache.set(key, generator);
-  }
-  return generator;
 }
 
 /** One authenticated SMTP session to the smarthost; reusable for several messages. */
@@ -264,7 +192,8 @@ export class UpstreamSession {
       await session.#op<void>((done) => conn.connect((err) => done(err ?? null)));
     } catch (e) {
       await session.#abort();
-      throw session.#connectError(e, where);
+      const f = connectFailure(e, where, (text) => session.#scrub(text));
+      throw new UpstreamError(f.message, false, f.code);
     }
 
     if (opts.auth) {
@@ -363,7 +292,7 @@ export class UpstreamSession {
       }
       return msg.recipients.map((recipient) => {
         const e = rejected.get(recipient.trim());
-        return e ? this.#fromError(recipient, e) : {
+        return e ? recipientFromError(recipient, e) : {
           recipient,
           status: "delivered",
           code: replyCode(response) ?? 250,
@@ -516,110 +445,15 @@ export class UpstreamSession {
   }
 
   #scrub(text: string): string {
-    let out = text;
-    for (const s of this.#secrets) out = out.split(s).join("[redacted]");
-    for (const s of this.#secrets) {
-      const b64 = Buffer.from(s, "utf8").toString("base64").replace(/=+$/, "");
-      if (b64.length >= 4) out = out.split(b64).join("[redacted]");
-    }
-    return out;
-  }
-
-  #connectError(e: unknown, where: string): UpstreamError {
-    const err = asNmError(e);
-    if (err.command === "STARTTLS" && err.responseCode !== undefined) {
-      return new UpstreamError(
-        `upstream ${where} does not offer STARTTLS; refusing to send credentials/mail in clear ` +
-          `(server said: ${oneLine(err.response ?? "")})`,
-        false,
-        err.responseCode,
-      );
-    }
-    if (err.code === "ETLS" || /certificate|tls|ssl|handshake/i.test(err.message)) {
-      return new UpstreamError(
-        this.#scrub(`TLS with upstream ${where} failed: ${oneLine(err.message)}`),
-        false,
-      );
-    }
-    return new UpstreamError(
-      this.#scrub(`cannot connect to upstream ${where}: ${oneLine(err.message)}`),
-      false,
-      err.responseCode,
-    );
-  }
-
-  #fromError(recipient: string, e: NmError): RecipientResult {
-    const code = e.responseCode;
-    const response = oneLine(e.response ?? e.message);
-    return { recipient, status: statusOf(code), code, response };
+    return scrubSecrets(text, this.#secrets);
   }
 
   /** Maps a failed `conn.send` to per-recipient results, or throws if the session broke. */
   async #sendFailure(msg: OutgoingMessage, err: NmError): Promise<RecipientResult[]> {
-    const all = (status: RecipientResult["status"], code: number | undefined, response: string) =>
-      msg.recipients.map((recipient) => ({ recipient, status, code, response }));
-
-    if (err.code === "EENVELOPE" && err.command === "API") {
-      // nodemailer refused an address before sending anything (CR/LF or <> in it).
-      return all("failed", undefined, `5.1.3 ${oneLine(err.message)}`);
-    }
-    if (err.code === "EMESSAGE" && err.command === "MAIL FROM" && err.responseCode === undefined) {
-      // SIZE check against the server's advertised limit, before MAIL FROM.
-      return all("failed", 552, `552 5.3.4 ${oneLine(err.message)}`);
-    }
-    const smtpReply = err.responseCode !== undefined &&
-      (err.code === "EENVELOPE" || err.code === "EMESSAGE");
-    if (!smtpReply) {
-      // The connection failed (or the server closed it): nothing is known to be delivered.
-      await this.#abort();
-      throw new UpstreamError(
-        this.#scrub(
-          `upstream connection failed during the transaction: ${
-            oneLine(err.response ?? err.message)
-          }`,
-        ),
-        false,
-        err.responseCode,
-      );
-    }
-    const code = err.responseCode;
-    const response = oneLine(err.response ?? err.message);
-    if (err.command === "MAIL FROM") {
-      // 530 (authentication required) and X.4.5 (mail system congestion: Gmail's daily
-      // sending limit) are about the session or account, not this message: retry later
-      // rather than bounce the whole queue.
-      const sessionLevel = code === 530 || /\b[45]\.4\.5\b/.test(response);
-      if (!sessionLevel) return all(statusOf(code), code, response);
-      return all("deferred", code, response).map((r) => ({ ...r, sessionLevel: true }));
-    }
-    if (err.command === "RCPT TO") {
-      // Every recipient was rejected; each has its own reply.
-      const byRcpt = new Map<string, NmError>();
-      for (const r of err.rejectedErrors ?? []) {
-        if (r.recipient !== undefined) byRcpt.set(r.recipient, r);
-      }
-      return msg.recipients.map((recipient) => {
-        const r = byRcpt.get(recipient.trim());
-        return r
-          ? this.#fromError(recipient, r)
-          : { recipient, status: statusOf(code), code, response };
-      });
-    }
-    // DATA (the command or the final reply) failed: it applies to the accepted recipients.
-    const env = (this.#conn as unknown as Internals)._envelope;
-    const envObj = env && typeof env === "object" ? env as Record<string, unknown> : {};
-    const accepted = new Set(stringArray(envObj.accepted));
-    const rejected = new Map<string, NmError>();
-    if (Array.isArray(envObj.rejectedErrors)) {
-      for (const r of envObj.rejectedErrors.map(asNmError)) {
-        if (r.recipient !== undefined) rejected.set(r.recipient, r);
-      }
-    }
-    return msg.recipients.map((recipient) => {
-      const key = recipient.trim();
-      const r = rejected.get(key);
-      if (r && !accepted.has(key)) return this.#fromError(recipient, r);
-      return { recipient, status: statusOf(code), code, response };
-    });
+    const envelope = (this.#conn as unknown as Internals)._envelope;
+    const outcome = classifySendFailure(msg.recipients, err, envelope, (t) => this.#scrub(t));
+    if (outcome.kind === "results") return outcome.results;
+    await this.#abort();
+    throw new UpstreamError(outcome.failure.message, false, outcome.failure.code);
   }
 }
