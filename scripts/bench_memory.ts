@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { HeapSampler, startCarrier } from "./bench/carrier.ts";
-import { startSink } from "./bench/load.ts";
+import { ReplyReader, startSink, writeAll } from "./bench/load.ts";
 import { waitForPort } from "./bench/postfix.ts";
 import { MemorySampler } from "./bench/procs.ts";
 
@@ -52,38 +52,18 @@ async function session(
   fn: (say: (s: string) => Promise<string>, conn: Deno.Conn) => Promise<void>,
 ) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const buf = new Uint8Array(4096);
-  let text = "";
-  const reply = async () => {
-    for (let i = 0; i < 10_000; i++) {
-      const m = /(^|\r\n)(\d{3}) [^\r\n]*\r\n$/.exec(text);
-      if (m) {
-        const out = text;
-        text = "";
-        return out;
-      }
-      const n = await conn.read(buf);
-      if (n === null) throw new Error(`closed; got ${text}`);
-      text += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    throw new Error("no reply");
-  };
+  const replies = new ReplyReader(conn);
   const say = async (s: string) => {
     if (s) await writeAll(conn, encoder.encode(s));
-    return await reply();
+    return await replies.replyText();
   };
   try {
-    await reply();
+    await replies.replyText();
     await fn(say, conn);
     await say("QUIT\r\n");
   } finally {
     conn.close();
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 const line = encoder.encode("x".repeat(998) + "\r\n");

@@ -140,28 +140,39 @@ export class LatencyProbe {
 }
 
 async function write(conn: Deno.Conn, text: string): Promise<void> {
-  const bytes = encoder.encode(text);
+  await writeAll(conn, encoder.encode(text));
+}
+
+/** Writes all of `bytes` to the connection. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
-/** Reads whole (possibly multi-line) SMTP replies; returns the code. */
-class ReplyReader {
+/** Reads whole (possibly multi-line) SMTP replies, one at a time. */
+export class ReplyReader {
   #text = "";
   #buf = new Uint8Array(4096);
   constructor(readonly conn: Deno.Conn) {}
 
+  /** The next reply's code. */
   async reply(): Promise<number> {
-    for (let i = 0; i < 1000; i++) {
+    return Number((await this.replyText()).slice(0, 3));
+  }
+
+  /** The next reply's text, all its lines (bounded: at most 10,000 reads). */
+  async replyText(): Promise<string> {
+    for (let i = 0; i < 10_000; i++) {
       const lines = this.#text.split("\r\n");
       for (let j = 0; j < lines.length - 1; j++) {
         if (lines[j][3] === " " || lines[j].length === 3) {
+          const reply = lines.slice(0, j + 1).join("\r\n");
           this.#text = lines.slice(j + 1).join("\r\n");
-          return Number(lines[j].slice(0, 3));
+          return reply;
         }
       }
       const n = await this.conn.read(this.#buf);
-      if (n === null) throw new Error("connection closed");
+      if (n === null) throw new Error(`connection closed; got ${JSON.stringify(this.#text)}`);
       this.#text += new TextDecoder().decode(this.#buf.subarray(0, n));
     }
     throw new Error("no reply");
