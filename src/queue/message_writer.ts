@@ -6,21 +6,10 @@
 
 import type { QueueRecord } from "./record.ts";
 import { encodeHeader } from "./record.ts";
+import { BufferPool } from "../bytes.ts";
 
-const WRITE_BUFFER = 128 * 1024;
-/** Write buffers kept for the next message (allocating one per message churns memory). */
-const spareBuffers: Uint8Array[] = [];
-const MAX_SPARE_BUFFERS = 32;
-
-function takeBuffer(): Uint8Array {
-  return spareBuffers.pop() ?? new Uint8Array(WRITE_BUFFER);
-}
-
-function giveBackBuffer(buffer: Uint8Array): void {
-  if (buffer.length === WRITE_BUFFER && spareBuffers.length < MAX_SPARE_BUFFERS) {
-    spareBuffers.push(buffer);
-  }
-}
+/** Write buffers kept for the next message. */
+const buffers = new BufferPool(128 * 1024, 32);
 
 /** What the writer needs from the spool to publish a finished file. */
 export interface Publisher {
@@ -33,7 +22,7 @@ export interface Publisher {
 /** Writes one incoming message; nothing is visible in the queue until `commit`. */
 export class MessageWriter {
   #file: Deno.FsFile;
-  #buffer = takeBuffer();
+  #buffer = buffers.take();
   #used = 0;
   #size = 0;
   #closed = false;
@@ -102,7 +91,7 @@ export class MessageWriter {
 
   /** Returns the write buffer for reuse; nothing more is written after this. */
   #release(): void {
-    giveBackBuffer(this.#buffer);
+    buffers.give(this.#buffer);
     this.#buffer = new Uint8Array(0);
   }
 

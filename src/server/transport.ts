@@ -6,6 +6,7 @@
 
 import { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
+import { BufferPool } from "../bytes.ts";
 
 /** Reads and writes raw bytes; one reader at a time, the session's task. */
 export interface Transport {
@@ -19,14 +20,12 @@ export interface Transport {
   readonly tlsProtocol?: string;
 }
 
-const READ_SIZE = 64 * 1024;
-/** Read buffers of closed connections, for the next ones (one per connection churns memory). */
-const spareBuffers: Uint8Array[] = [];
-const MAX_SPARE_BUFFERS = 64;
+/** Read buffers of closed connections, for the next ones. */
+const buffers = new BufferPool(64 * 1024, 64);
 
 /** A Deno.Conn (from Deno.listen or Deno.listenTls). */
 export class ConnTransport implements Transport {
-  #buffer = spareBuffers.pop() ?? new Uint8Array(READ_SIZE);
+  #buffer = buffers.take();
   #reading = false;
   #closed = false;
 
@@ -55,7 +54,7 @@ export class ConnTransport implements Transport {
       this.conn.close();
     } catch { /* already closed by the peer */ }
     // Kept for another connection only if no read can still land in it.
-    if (!this.#reading && spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(this.#buffer);
+    if (!this.#reading) buffers.give(this.#buffer);
   }
 
   startTls(context: SecureContext, timeoutMs: number): Promise<Transport> {
