@@ -60,3 +60,21 @@ export function applyResults(
   const settled = !recipients.some((r) => r.status === "pending" || r.bounced === false);
   return { updated, changes, deferred, delay, settled };
 }
+
+/** A message past its lifetime: every pending recipient fails with the reason and last error. */
+export function expiryResults(
+  record: QueueRecord,
+  now: number,
+): { results: RecipientResult[]; reason: string } {
+  const hours = Math.round((now - Date.parse(record.receivedAt)) / 3600_000);
+  const reason = `message expired after ${hours}h in the queue` +
+    (record.lastError ? `; last error: ${record.lastError}` : "");
+  const results = record.recipients
+    .filter((r) => r.status === "pending")
+    .map((r): RecipientResult => ({
+      recipient: r.address,
+      status: "failed",
+      response: r.response ?? reason,
+    }));
+  return { results, reason };
+}

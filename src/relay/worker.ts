@@ -8,16 +8,16 @@
 import { settlesWithin } from "../deadline.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
+import type { QueueRecord } from "../queue/record.ts";
 import { expired, type RetryPolicy } from "../queue/schedule.ts";
-import { messageStream, type OpenedMessage } from "../queue/message_reader.ts";
 import { type Spool, UnknownMessageError } from "../queue/spool.ts";
-import { storeBounce } from "./bounce_queue.ts";
 import { FreshCache } from "./fresh_cache.ts";
-import { applyResults } from "./outcome.ts";
+import { expiryResults } from "./outcome.ts";
+import { type Lane, type Loaded, transact } from "./lane.ts";
+import { Settler } from "./settle.ts";
 import { UpstreamPause } from "./upstream_pause.ts";
 import { DueQueue } from "./due_queue.ts";
-import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
+import type { UpstreamSession } from "./upstream.ts";
 
 /** How long stop() waits, after closing connections, for lanes still connecting. */
 const CLOSE_GRACE_MS = 2000;
@@ -25,11 +25,6 @@ const CLOSE_GRACE_MS = 2000;
 const RESCAN_MS = 5 * 60_000;
 /** How long an idle upstream connection is kept for the next message (ms). */
 const LINGER_MS = 2000;
-/** A connection idle longer than this is checked with RSET before the next message (ms). */
-const IDLE_CHECK_MS = 500;
-
-/** A message ready to send: its record and bytes (all of them in `head`, or the rest in `file`). */
-type Loaded = Omit<OpenedMessage, "file"> & { file?: Deno.FsFile };
 
 /** Settings of the worker. */
 export interface WorkerOptions {
@@ -48,13 +43,6 @@ export interface WorkerOptions {
   pollMs?: number;
 }
 
-interface Lane {
-  session: UpstreamSession | undefined;
-  done: Promise<void>;
-  /** When its connection last finished a transaction (ms since epoch). */
-  lastUsed: number;
-}
-
 /** Delivers the queue through one upstream. */
 export class DeliveryWorker {
   /** Scheduled messages by earliest next attempt; in-flight ones are not in it. */
@@ -62,8 +50,8 @@ export class DeliveryWorker {
   #inFlight = new Set<string>();
   /** Records (and small messages' bytes) handed over by `notify`, used by the first attempt. */
   #fresh = new FreshCache();
-  /** Ids known to have no updated record beside their file (queued here, never updated). */
-  #noOverlay = new Set<string>();
+  /** Records outcomes, queues bounces and removes finished messages. */
+  #settler: Settler;
   #deleteAfterAttempt = new Set<string>();
   /** Ids changed while a scan reads the spool: the scan's older view must not override them. */
   #touched = new Set<string>();
@@ -82,6 +70,24 @@ export class DeliveryWorker {
 
   constructor(readonly options: WorkerOptions) {
     this.#pause = new UpstreamPause(options.retry);
+    this.#settler = new Settler(options, {
+      reschedule: (id, at) => {
+        this.#touched.add(id);
+        this.#schedule.set(id, at);
+      },
+      added: (id) => {
+        this.#touched.add(id);
+        this.#schedule.set(id, Date.now());
+        this.#kick();
+      },
+      gone: (id) => {
+        this.#touched.add(id);
+        this.#schedule.delete(id);
+        // Its lane still counts it in flight until the attempt returns; it is no longer queued.
+        const inFlight = this.#inFlight.has(id) ? 1 : 0;
+        this.options.metrics.set("queue_messages", this.queueSize - inFlight);
+      },
+    });
   }
 
   get #holding(): boolean {
@@ -123,7 +129,7 @@ export class DeliveryWorker {
     this.#touched.add(record.id);
     this.#schedule.set(record.id, Date.parse(record.nextAttemptAt));
     if (!this.#holding) this.#fresh.put(record, bytes);
-    this.#noOverlay.add(record.id);
+    this.#settler.queuedHere(record.id);
     this.#kick();
   }
 
@@ -189,7 +195,7 @@ export class DeliveryWorker {
     this.#touched.add(id);
     this.#schedule.delete(id);
     this.#fresh.take(id);
-    this.#noOverlay.delete(id);
+    this.#settler.forget(id);
     try {
       await this.options.spool.remove(id);
       this.options.log.info("deleted by operator", { id });
@@ -357,95 +363,35 @@ export class DeliveryWorker {
     const { log, metrics } = this.options;
     const record = opened.record;
     const id = record.id;
-    if (await this.#finishIfDone(record)) return;
+    if (await this.#settler.finishIfDone(record)) return;
     const pending = record.recipients.filter((r) => r.status === "pending");
     const now = Date.now();
     // Every message gets at least one real attempt: mail held (hold mode) past its
     // lifetime is tried when an upstream appears, not bounced unseen.
     if (record.attempts > 0 && expired(this.options.retry, record.receivedAt, now)) {
-      const reason =
-        `message expired after ${
-          Math.round((now - Date.parse(record.receivedAt)) / 3600_000)
-        }h in the queue` +
-        (record.lastError ? `; last error: ${record.lastError}` : "");
       log.warn("expired", { id, rcpts: pending.length, lastError: record.lastError });
-      const results = pending.map((r): RecipientResult => ({
-        recipient: r.address,
-        status: "failed",
-        response: r.response ?? reason,
-      }));
-      await this.#record(record, results, reason, { attempted: false });
+      const { results, reason } = expiryResults(record, now);
+      await this.#settler.record(record, results, reason, { attempted: false });
       return;
     }
     metrics.inc("delivery_attempts_total");
-    let results: RecipientResult[];
-    let attemptError: string | undefined;
-    let phase: "connect" | "send" = "connect";
-    try {
-      if (
-        lane.session &&
-        (!lane.session.usable || lane.session.sentCount >= this.options.messagesPerConnection)
-      ) {
-        await lane.session.close().catch(() => {});
-        lane.session = undefined;
-      }
-      if (lane.session && Date.now() - lane.lastUsed > IDLE_CHECK_MS) {
-        // Back-to-back messages need no RSET; one after a pause checks that the server has
-        // not closed the connection meanwhile (else the message would wait a retry interval).
-        try {
-          await lane.session.reset();
-        } catch {
-          await lane.session.close().catch(() => {});
-          lane.session = undefined;
-        }
-      }
-      if (!lane.session) {
-        lane.session = await this.options.connect!();
-        if (this.#pause.failures > 0) {
-          this.#pause.recovered();
-          this.#kick(); // the probe got through: the other lanes may start again
-        }
-      }
-      phase = "send";
-      // A small message was read whole with its header: it goes from memory.
-      const whole = opened.head.length === record.size ? opened.head : undefined;
-      results = await lane.session.send({
-        sender: record.sender,
-        recipients: pending.map((r) => r.address),
-        smtputf8: record.smtputf8,
-        eightBit: record.body === "8BITMIME",
-        size: record.size,
-        bytes: whole,
-        open: () =>
-          opened.file
-            ? messageStream({ ...opened, file: opened.file })
-            : ReadableStream.from([opened.head]),
-      });
-      lane.lastUsed = Date.now();
-    } catch (e) {
-      await lane.session?.close().catch(() => {});
-      lane.session = undefined;
-      if (e instanceof UnknownMessageError) {
-        this.#schedule.delete(id);
-        return;
-      }
-      attemptError = errorMessage(e);
-      // A failure before MAIL FROM (connect, TLS, AUTH: even a 5xx such as 535) says
-      // nothing about this message: it is retried, never bounced. Otherwise a revoked
-      // password would bounce the whole queue, and the bounces, through the same
-      // upstream, would fail too (Postfix: smtp_sasl_auth_soft_bounce=yes).
-      const permanent = phase === "send" && e instanceof UpstreamError && e.permanent;
-      if (phase === "connect") this.#upstreamFailed(attemptError);
-      results = pending.map((r) => ({
-        recipient: r.address,
-        status: permanent ? "failed" : "deferred",
-        code: e instanceof UpstreamError ? e.code : undefined,
-        response: attemptError!,
-      }));
+    const t = await transact(lane, opened, pending.map((r) => r.address), {
+      connect: this.options.connect!,
+      messagesPerConnection: this.options.messagesPerConnection,
+      onConnected: () => {
+        if (this.#pause.failures === 0) return;
+        this.#pause.recovered();
+        this.#kick(); // the probe got through: the other lanes may start again
+      },
+    });
+    if (!t.results) {
+      this.#schedule.delete(id); // deleted by `queue delete` while it was read
+      return;
     }
-    const refusal = results.find((r) => r.sessionLevel);
+    if (t.connectFailed) this.#upstreamFailed(t.attemptError!);
+    const refusal = t.results.find((r) => r.sessionLevel);
     if (refusal) this.#upstreamFailed(refusal.response);
-    await this.#record(record, results, attemptError);
+    await this.#settler.record(record, t.results, t.attemptError);
   }
 
   /**
@@ -460,135 +406,5 @@ export class DeliveryWorker {
       error,
       pause: `${Math.round(pause / 1000)}s`,
     });
-  }
-
-  /** Writes the outcome durably first, then bounces, then removes finished messages. */
-  async #record(
-    record: QueueRecord,
-    results: RecipientResult[],
-    attemptError: string | undefined,
-    opts: { attempted: boolean } = { attempted: true },
-  ): Promise<void> {
-    const { log, metrics, spool } = this.options;
-    const now = new Date();
-    const { updated, changes, deferred, delay, settled } = applyResults(
-      record,
-      results,
-      attemptError,
-      { now, retry: this.options.retry, attempted: opts.attempted },
-    );
-    for (const { address, result } of changes) {
-      if (result.status === "delivered") {
-        metrics.inc("deliveries_total");
-        log.info("delivered", {
-          id: record.id,
-          to: `<${address}>`,
-          upstream: this.options.upstreamName,
-          response: result.response,
-        });
-      } else if (result.status === "failed") {
-        metrics.inc("failures_total");
-        log.warn("failed", { id: record.id, to: `<${address}>`, response: result.response });
-      } else {
-        metrics.inc("deferrals_total");
-      }
-    }
-    if (deferred > 0) {
-      log.info("deferred", {
-        id: record.id,
-        rcpts: deferred,
-        attempts: updated.attempts,
-        retryIn: `${Math.round(delay / 1000)}s`,
-        error: updated.lastError,
-      });
-    }
-    if (settled) {
-      // Nothing left to do or to bounce: removing the record is the one durable step
-      // needed (as atomic as rewriting it), so the common case costs one fsync less.
-      await this.#finishIfDone(updated);
-      return;
-    }
-    this.#noOverlay.delete(record.id);
-    try {
-      await spool.update(updated);
-    } catch (e) {
-      if (e instanceof UnknownMessageError) {
-        this.#schedule.delete(record.id);
-        return;
-      }
-      throw e;
-    }
-    this.#touched.add(record.id);
-    // Rescheduled only once the bounce is queued: no other lane may take it meanwhile.
-    if (!(await this.#finishIfDone(updated))) this.#schedule.set(record.id, Date.now() + delay);
-  }
-
-  /**
-   * Queues the bounce for failed recipients not yet bounced (recorded after the
-   * bounce is on disk, so a crash between repeats it rather than loses it), and
-   * removes the message once no recipient is pending.
-   */
-  async #finishIfDone(record: QueueRecord): Promise<boolean> {
-    const { log, spool } = this.options;
-    const unbounced = record.recipients.filter((r) => r.status === "failed" && r.bounced === false);
-    if (unbounced.length > 0) {
-      if (record.kind === "bounce" || record.sender === "") {
-        log.warn("no bounce for a null sender: dropping failed recipients", {
-          id: record.id,
-          rcpts: unbounced.length,
-          kind: record.kind,
-        });
-      } else {
-        await this.#queueBounce(record, unbounced);
-      }
-      record = {
-        ...record,
-        recipients: record.recipients.map((r) =>
-          r.status === "failed" ? { ...r, bounced: true } : r
-        ),
-      };
-      this.#noOverlay.delete(record.id);
-      try {
-        await spool.update(record);
-      } catch (e) {
-        if (!(e instanceof UnknownMessageError)) throw e;
-      }
-    }
-    if (record.recipients.some((r) => r.status === "pending")) return false;
-    try {
-      await spool.remove(record.id, { noRecord: this.#noOverlay.has(record.id) });
-      log.info("removed", {
-        id: record.id,
-        delivered: record.recipients.filter((r) => r.status === "delivered").length,
-        failed: record.recipients.filter((r) => r.status === "failed").length,
-      });
-    } catch (e) {
-      if (!(e instanceof UnknownMessageError)) throw e;
-    }
-    this.#touched.add(record.id);
-    this.#schedule.delete(record.id);
-    this.#noOverlay.delete(record.id);
-    // Its lane still counts it in flight until the attempt returns; it is no longer queued.
-    const inFlight = this.#inFlight.has(record.id) ? 1 : 0;
-    this.options.metrics.set("queue_messages", this.queueSize - inFlight);
-    return true;
-  }
-
-  async #queueBounce(record: QueueRecord, failed: RecipientRecord[]): Promise<void> {
-    const { spool, log, metrics, hostname } = this.options;
-    const id = await storeBounce(spool, record, failed, {
-      hostname,
-      remoteMta: this.options.upstreamName,
-    });
-    metrics.inc("bounces_total");
-    log.info("bounce queued", {
-      id,
-      for: record.id,
-      to: `<${record.sender}>`,
-      rcpts: failed.length,
-    });
-    this.#touched.add(id);
-    this.#schedule.set(id, Date.now());
-    this.#kick();
   }
 }

@@ -1,0 +1,121 @@
+/**
+ * One delivery lane: an upstream connection kept across messages, and the one
+ * transaction it carries for a message (reuse, RSET after a pause, reconnect).
+ * Failures become per-recipient results here; the worker decides what they mean.
+ */
+
+import { errorMessage } from "../ops/log.ts";
+import { messageStream, type OpenedMessage } from "../queue/message_reader.ts";
+import type { QueueRecord } from "../queue/record.ts";
+import { UnknownMessageError } from "../queue/spool.ts";
+import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
+
+/** A connection idle longer than this is checked with RSET before the next message (ms). */
+const IDLE_CHECK_MS = 500;
+
+/** A message ready to send: its record and bytes (all of them in `head`, or the rest in `file`). */
+export type Loaded = Omit<OpenedMessage, "file"> & { file?: Deno.FsFile };
+
+/** A worker's lane: its connection (if open) and when it last carried a message. */
+export interface Lane {
+  session: UpstreamSession | undefined;
+  done: Promise<void>;
+  /** When its connection last finished a transaction (ms since epoch). */
+  lastUsed: number;
+}
+
+/** What one transaction did. */
+export interface Transaction {
+  /** One result per pending recipient; absent when the message vanished (`queue delete`). */
+  results?: RecipientResult[];
+  /** Why the whole attempt failed, if it did. */
+  attemptError?: string;
+  /** The failure came before MAIL FROM (connect, TLS, login): the upstream's, not the message's. */
+  connectFailed: boolean;
+  /** A new connection was opened and logged in. */
+  connected: boolean;
+}
+
+/** How a lane reaches the upstream. */
+export interface LaneOptions {
+  connect: () => Promise<UpstreamSession>;
+  messagesPerConnection: number;
+  /** Called once a new connection is up, before the message is sent. */
+  onConnected?: () => void;
+}
+
+/** Sends `opened` to the lane's pending recipients, reusing or replacing its connection. */
+export async function transact(
+  lane: Lane,
+  opened: Loaded,
+  pendingAddresses: string[],
+  opts: LaneOptions,
+): Promise<Transaction> {
+  const record = opened.record;
+  let phase: "connect" | "send" = "connect";
+  let connected = false;
+  try {
+    await retireStale(lane, opts.messagesPerConnection);
+    if (!lane.session) {
+      lane.session = await opts.connect();
+      connected = true;
+      opts.onConnected?.();
+    }
+    phase = "send";
+    const results = await lane.session.send(envelopeOf(record, pendingAddresses, opened));
+    lane.lastUsed = Date.now();
+    return { results, connectFailed: false, connected };
+  } catch (e) {
+    await lane.session?.close().catch(() => {});
+    lane.session = undefined;
+    if (e instanceof UnknownMessageError) return { connectFailed: false, connected };
+    const attemptError = errorMessage(e);
+    // A failure before MAIL FROM (connect, TLS, AUTH: even a 5xx such as 535) says
+    // nothing about this message: it is retried, never bounced. Otherwise a revoked
+    // password would bounce the whole queue, and the bounces, through the same
+    // upstream, would fail too (Postfix: smtp_sasl_auth_soft_bounce=yes).
+    const permanent = phase === "send" && e instanceof UpstreamError && e.permanent;
+    const results = pendingAddresses.map((address): RecipientResult => ({
+      recipient: address,
+      status: permanent ? "failed" : "deferred",
+      code: e instanceof UpstreamError ? e.code : undefined,
+      response: attemptError,
+    }));
+    return { results, attemptError, connectFailed: phase === "connect", connected };
+  }
+}
+
+/** Closes a connection that is spent; checks one idle for a while with RSET. */
+async function retireStale(lane: Lane, messagesPerConnection: number): Promise<void> {
+  if (lane.session && (!lane.session.usable || lane.session.sentCount >= messagesPerConnection)) {
+    await lane.session.close().catch(() => {});
+    lane.session = undefined;
+  }
+  if (lane.session && Date.now() - lane.lastUsed > IDLE_CHECK_MS) {
+    // Back-to-back messages need no RSET; one after a pause checks that the server has
+    // not closed the connection meanwhile (else the message would wait a retry interval).
+    try {
+      await lane.session.reset();
+    } catch {
+      await lane.session.close().catch(() => {});
+      lane.session = undefined;
+    }
+  }
+}
+
+function envelopeOf(record: QueueRecord, recipients: string[], opened: Loaded) {
+  // A small message was read whole with its header: it goes from memory.
+  const whole = opened.head.length === record.size ? opened.head : undefined;
+  return {
+    sender: record.sender,
+    recipients,
+    smtputf8: record.smtputf8,
+    eightBit: record.body === "8BITMIME",
+    size: record.size,
+    bytes: whole,
+    open: () =>
+      opened.file
+        ? messageStream({ ...opened, file: opened.file })
+        : ReadableStream.from([opened.head]),
+  };
+}
