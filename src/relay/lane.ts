@@ -8,7 +8,8 @@ import { errorMessage } from "../ops/log.ts";
 import { messageStream, type OpenedMessage } from "../queue/message_reader.ts";
 import type { QueueRecord } from "../queue/record.ts";
 import { UnknownMessageError } from "../queue/spool.ts";
-import { type RecipientResult, UpstreamError, type UpstreamSession } from "./upstream.ts";
+import type { UpstreamSession } from "./upstream.ts";
+import { type RecipientResult, UpstreamError } from "./upstream_types.ts";
 
 /** A connection idle longer than this is checked with RSET before the next message (ms). */
 const IDLE_CHECK_MS = 500;

@@ -6,7 +6,7 @@
 
 import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
-import type { RecipientResult } from "./upstream.ts";
+import type { RecipientResult } from "./upstream_types.ts";
 
 /** The record after an attempt, and what changed. */
 export interface Outcome {

@@ -11,7 +11,7 @@ import type { RetryPolicy } from "../queue/schedule.ts";
 import { type Spool, UnknownMessageError } from "../queue/spool.ts";
 import { storeBounce } from "./bounce_queue.ts";
 import { applyResults } from "./outcome.ts";
-import type { RecipientResult } from "./upstream.ts";
+import type { RecipientResult } from "./upstream_types.ts";
 
 /** What settling tells the worker that owns the schedule. */
 export interface SettleHost {

@@ -4,7 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { oneLine } from "../text.ts";
-import type { RecipientResult } from "./upstream.ts";
+import type { RecipientResult } from "./upstream_types.ts";
 
 /** The fields of nodemailer's errors we read; all optional, narrowed from `unknown`. */
 export interface NmError {

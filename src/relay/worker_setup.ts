@@ -9,7 +9,8 @@ import type { Config } from "../config/schema.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Spool } from "../queue/spool.ts";
-import { type UpstreamAuth, type UpstreamOptions, UpstreamSession } from "./upstream.ts";
+import { UpstreamSession } from "./upstream.ts";
+import type { UpstreamAuth, UpstreamOptions } from "./upstream_types.ts";
 import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "../upstream_url.ts";
 import { DeliveryWorker } from "./worker.ts";
 

@@ -3,7 +3,7 @@
  * credentials shares one access token instead of fetching its own.
  */
 import XOAuth2 from "nodemailer/lib/xoauth2/index.js";
-import type { UpstreamAuth } from "./upstream.ts";
+import type { UpstreamAuth } from "./upstream_types.ts";
 
 type XOAuth2Auth = Extract<UpstreamAuth, { kind: "xoauth2" }>;
 const oauthCache = new Map<string, XOAuth2>();

@@ -1,12 +1,12 @@
 import { concatBytes } from "../../src/bytes.ts";
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { UpstreamSession } from "../../src/relay/upstream.ts";
 import {
   type OutgoingMessage,
   type UpstreamAuth,
   UpstreamError,
   type UpstreamOptions,
-  UpstreamSession,
-} from "../../src/relay/upstream.ts";
+} from "../../src/relay/upstream_types.ts";
 import type { UpstreamConfig } from "../../src/upstream_url.ts";
 import { type Smarthost, type SmarthostOptions, startSmarthost } from "../support/smarthost.ts";
 import { makeTestPki, type TestPki } from "../support/tls.ts";
