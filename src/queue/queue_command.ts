@@ -143,7 +143,7 @@ async function flush(spool: Spool, json: boolean): Promise<number> {
   const count = records.filter((r) => r.recipients.some((x) => x.status === "pending")).length;
   // Records are not rewritten here (that could race a running delivery): the server
   // polls for this file, and a server that starts later honours it too.
-  await spool.requestFlush();
+  await spool.requests.askFlush();
   if (json) console.log(JSON.stringify({ flushRequested: count }));
   else {
     console.log(
@@ -169,7 +169,7 @@ async function remove(spool: Spool, ids: string[], json: boolean): Promise<numbe
   }
   // A server runs and may be delivering one of them: it applies the request after
   // that attempt, so nothing races its records. Wait a little for it to happen.
-  for (const id of ids) await spool.requestDelete(id);
+  for (const id of ids) await spool.requests.askDelete(id);
   const pending = new Set(ids);
   for (let i = 0; i < 50 && pending.size > 0; i++) {
     await new Promise((r) => setTimeout(r, 200));

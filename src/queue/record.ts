@@ -126,3 +126,10 @@ export function validateRecord(value: unknown, source: string): QueueRecord {
   }
   return value as QueueRecord;
 }
+
+/** Thrown for a queue id that is malformed or not in the queue. */
+export class UnknownMessageError extends Error {
+  constructor(readonly id: string) {
+    super(`no message with id ${JSON.stringify(id)} in the queue`);
+  }
+}

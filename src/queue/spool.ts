@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { FreeFiles } from "./free_files.ts";
 import { GroupSync } from "./group_sync.ts";
+import { OperatorRequests } from "./requests.ts";
 import { MessageWriter, writeAll } from "./message_writer.ts";
 import { messageStream, type OpenedMessage, readHeader } from "./message_reader.ts";
 import {
@@ -18,18 +19,11 @@ import {
   newRecord,
   type NewRecordFields,
   type QueueRecord,
+  UnknownMessageError,
   validateRecord,
 } from "./record.ts";
 
-/** Thrown for a queue id that is malformed or not in the queue. */
-export class UnknownMessageError extends Error {
-  constructor(readonly id: string) {
-    super(`no message with id ${JSON.stringify(id)} in the queue`);
-  }
-}
-
-/** Name of the file a running server polls for "try everything now". */
-export const FLUSH_REQUEST_FILE = "flush-request";
+export { UnknownMessageError } from "./record.ts";
 
 /**
  * The spool directory: `queue/` for accepted messages, `free/` for spare message
@@ -42,6 +36,8 @@ export class Spool {
   readonly queueDir: string;
   readonly requestDir: string;
   readonly freeDir: string;
+  /** Flush and delete requests from `carrier queue` to the running server. */
+  readonly requests: OperatorRequests;
   readonly #free: FreeFiles;
 
   /** The queue directory's fsync, shared by the commits and removals that need it together. */
@@ -54,6 +50,7 @@ export class Spool {
     this.queueDir = join(dir, "queue");
     this.requestDir = join(dir, "requests");
     this.freeDir = join(dir, "free");
+    this.requests = new OperatorRequests(dir, this.requestDir);
     this.#free = new FreeFiles(this.freeDir);
   }
 
@@ -76,51 +73,6 @@ export class Spool {
     if (await file.tryLock(true)) return file;
     file.close();
     return undefined;
-  }
-
-  /** Asks the server to try every queued message now (honoured at start if none runs). */
-  async requestFlush(): Promise<void> {
-    await Deno.writeTextFile(join(this.dir, FLUSH_REQUEST_FILE), new Date().toISOString() + "\n", {
-      mode: 0o600,
-    });
-  }
-
-  /** True (once) if a flush was requested. */
-  async takeFlushRequest(): Promise<boolean> {
-    try {
-      await Deno.remove(join(this.dir, FLUSH_REQUEST_FILE));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Asks the running server to delete a message (it may be in a delivery right now). */
-  async requestDelete(id: string): Promise<void> {
-    if (!ID_PATTERN.test(id)) throw new UnknownMessageError(id);
-    await Deno.mkdir(this.requestDir, { recursive: true, mode: 0o700 });
-    await Deno.writeTextFile(join(this.requestDir, `delete-${id}`), "", { mode: 0o600 });
-  }
-
-  /** The ids whose deletion was requested (the requests stay until `clearDeleteRequest`). */
-  async deleteRequests(): Promise<string[]> {
-    const ids: string[] = [];
-    try {
-      for await (const entry of Deno.readDir(this.requestDir)) {
-        const id = entry.name.startsWith("delete-") ? entry.name.slice(7) : "";
-        if (ID_PATTERN.test(id)) ids.push(id);
-        else await Deno.remove(join(this.requestDir, entry.name)).catch(() => {});
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    return ids;
-  }
-
-  /** Drops a delete request once it has been carried out. */
-  async clearDeleteRequest(id: string): Promise<void> {
-    if (!ID_PATTERN.test(id)) return;
-    await Deno.remove(join(this.requestDir, `delete-${id}`)).catch(() => {});
   }
 
   /** Opens (creating if needed) the spool at `dir`. */

@@ -110,7 +110,7 @@ export class DeliveryWorker {
     // Delete requests left from before a restart are applied before anything is sent.
     await this.#applyDeleteRequests();
     // In hold mode a flush request is left in place for a server with an upstream.
-    await this.#scan(this.#holding ? false : await this.options.spool.takeFlushRequest());
+    await this.#scan(this.#holding ? false : await this.options.spool.requests.takeFlush());
     this.#poller = setInterval(() => {
       if (this.#polling) return; // the previous poll is still under way
       this.#polling = this.#poll()
@@ -167,7 +167,7 @@ export class DeliveryWorker {
     const { log, spool } = this.options;
     await this.#applyDeleteRequests();
     // Once stopping, a flush request is left in place for the next start.
-    if (!this.#holding && !this.#stopping && await spool.takeFlushRequest()) {
+    if (!this.#holding && !this.#stopping && await spool.requests.takeFlush()) {
       log.info("flush requested: trying every queued message now");
       await this.#scan(true);
       this.#kick();
@@ -180,7 +180,7 @@ export class DeliveryWorker {
 
   async #applyDeleteRequests(): Promise<void> {
     try {
-      for (const id of await this.options.spool.deleteRequests()) {
+      for (const id of await this.options.spool.requests.deletes()) {
         if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
         else await this.#deleteByOperator(id);
       }
@@ -203,7 +203,7 @@ export class DeliveryWorker {
       if (!(e instanceof UnknownMessageError)) throw e;
     }
     // Cleared only now: a crash before this point leaves the request to be applied again.
-    await this.options.spool.clearDeleteRequest(id);
+    await this.options.spool.requests.clearDelete(id);
   }
 
   /** Loads every record; with `flush`, everything pending is due now. */

@@ -5,7 +5,8 @@ import { ConfigError } from "../../src/config/error.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { runQueueCommand, shortDuration } from "../../src/queue/queue_command.ts";
 import { newQueueId, type QueueRecord } from "../../src/queue/record.ts";
-import { FLUSH_REQUEST_FILE, Spool } from "../../src/queue/spool.ts";
+import { FLUSH_REQUEST_FILE } from "../../src/queue/requests.ts";
+import { Spool } from "../../src/queue/spool.ts";
 import { storeMessage } from "./_helpers.ts";
 
 const SECOND = 1000;

@@ -595,13 +595,13 @@ Deno.test("tryLock: one holder at a time; released when closed", async () => {
 Deno.test("delete requests stay until cleared; malformed request names are dropped", async () => {
   await withSpool(async (spool) => {
     const id = newQueueId();
-    await spool.requestDelete(id);
+    await spool.requests.askDelete(id);
     await Deno.writeTextFile(join(spool.requestDir, "delete-../../x"), "").catch(() => {});
     await Deno.writeTextFile(join(spool.requestDir, "junk"), "");
-    deepStrictEqual(await spool.deleteRequests(), [id]);
-    deepStrictEqual(await spool.deleteRequests(), [id], "still there until cleared");
-    await spool.clearDeleteRequest(id);
-    deepStrictEqual(await spool.deleteRequests(), []);
+    deepStrictEqual(await spool.requests.deletes(), [id]);
+    deepStrictEqual(await spool.requests.deletes(), [id], "still there until cleared");
+    await spool.requests.clearDelete(id);
+    deepStrictEqual(await spool.requests.deletes(), []);
     deepStrictEqual(await names(spool.requestDir), []);
   });
 });

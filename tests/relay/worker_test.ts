@@ -397,13 +397,13 @@ Deno.test("worker: hold mode never delivers, keeps flush requests, applies delet
   await withEnv({}, async ({ spool, host, metrics, logs, worker }) => {
     const keep = await enqueue(spool, { recipients: ["keep@example.net"] });
     const drop = await enqueue(spool, { recipients: ["drop@example.net"] });
-    await spool.requestFlush();
+    await spool.requests.askFlush();
     const w = worker({ hold: true });
     await w.start();
     w.notify(keep);
     strictEqual(w.queueSize, 2);
     strictEqual(w.describe(), "none (hold mode)");
-    await spool.requestDelete(drop.id);
+    await spool.requests.askDelete(drop.id);
     await waitRemoved(spool, drop.id);
     ok(logs.some((l) => l.includes(" info deleted by operator ") && l.includes(drop.id)));
     strictEqual(w.queueSize, 1);
@@ -425,7 +425,7 @@ Deno.test("worker: a flush request sends a message whose retry is not yet due", 
     await sleep(POLL_MS * 4);
     strictEqual(host.received.length, 0, "not due yet");
     strictEqual((await spool.read(record.id)).attempts, 0);
-    await spool.requestFlush();
+    await spool.requests.askFlush();
     const [mail] = await host.waitFor(1, 8000);
     deepStrictEqual(mail.to, ["bob@example.net"]);
     await waitRemoved(spool, record.id);
@@ -459,7 +459,7 @@ Deno.test("worker: stop() waits for a queue poll under way; nothing runs after i
     for (let i = 0; i < 40; i++) {
       const w = worker({ pollMs: 1 });
       await w.start();
-      await spool.requestFlush();
+      await spool.requests.askFlush();
       await sleep(i % 4);
       await w.stop(1000);
       const seen = logs.length;
@@ -468,7 +468,7 @@ Deno.test("worker: stop() waits for a queue poll under way; nothing runs after i
       deepStrictEqual(logs.slice(seen), [], `activity after stop() in run ${i}`);
       // A flush request not acted on before the stop is kept for the next start.
       if (!flushed) ok(await pathExists(join(spool.dir, "flush-request")), `run ${i}`);
-      await spool.takeFlushRequest();
+      await spool.requests.takeFlush();
       logs.length = 0;
     }
   });
@@ -514,13 +514,13 @@ Deno.test("worker: mail held past its lifetime is tried once when an upstream ap
 Deno.test("worker: a delete request left from before a restart is applied before anything is sent", async () => {
   await withEnv({}, async ({ spool, host, worker }) => {
     const record = await enqueue(spool, { recipients: ["bob@example.net"] });
-    await spool.requestDelete(record.id);
+    await spool.requests.askDelete(record.id);
     const w = worker({ pollMs: 60_000 });
     await w.start();
     await sleep(300);
     strictEqual(host.received.length, 0);
     strictEqual(await pathExists(spool.messagePath(record.id)), false);
-    deepStrictEqual(await spool.deleteRequests(), []);
+    deepStrictEqual(await spool.requests.deletes(), []);
   });
 });
 
