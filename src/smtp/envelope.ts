@@ -46,3 +46,13 @@ export type DataResult =
   | { kind: "stored"; id: string }
   | { kind: "too-big" }
   | { kind: "store-failed" };
+
+/** The states of an SMTP session (DESIGN.md principle 1). */
+export type SessionState =
+  | "connected"
+  | "greeted"
+  | "mail"
+  | "rcpt"
+  | "data"
+  | "auth"
+  | "closed";

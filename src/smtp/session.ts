@@ -9,19 +9,10 @@ import { AddressError, parseParams, parsePath } from "./address.ts";
 import { AuthExchange, parseAuthCommand } from "./auth.ts";
 import { checkMailParams, decodeCommand, parseMailFrom, splitCommand } from "./command.ts";
 import type { Line } from "./line_stream.ts";
-import type { ClientInfo, DataResult, Envelope, Step } from "./envelope.ts";
+import { ehloLines, HELP_TEXT } from "./capabilities.ts";
+import type { ClientInfo, DataResult, Envelope, SessionState, Step } from "./envelope.ts";
 import type { SessionPolicy } from "./policy.ts";
 import { type Reply, reply } from "./reply.ts";
-
-/** The states of an SMTP session (DESIGN.md principle 1). */
-export type SessionState =
-  | "connected"
-  | "greeted"
-  | "mail"
-  | "rcpt"
-  | "data"
-  | "auth"
-  | "closed";
 
 /** Per-listener settings of a session. */
 export interface SessionOptions {
@@ -41,11 +32,6 @@ export interface SessionOptions {
 
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;
-
-const HELP_TEXT = [
-  "Carrier SMTP relay. Commands:",
-  "EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-];
 
 /** One SMTP session's protocol state. */
 export class Session {
@@ -227,16 +213,10 @@ export class Session {
     this.#esmtp = esmtp;
     this.#state = "greeted";
     if (!esmtp) return this.#ok(reply(250, undefined, this.options.hostname));
-    const lines = [
-      this.options.hostname,
-      "PIPELINING",
-      `SIZE ${this.options.maxMessageSize}`,
-      "8BITMIME",
-      "SMTPUTF8",
-      "ENHANCEDSTATUSCODES",
-    ];
-    if (this.options.starttls && !this.#client.tls) lines.push("STARTTLS");
-    if (this.#authOffered()) lines.push("AUTH PLAIN LOGIN");
+    const lines = ehloLines(this.options, {
+      starttls: this.options.starttls && !this.#client.tls,
+      auth: this.#authOffered(),
+    });
     return this.#ok({ code: 250, lines });
   }
 
