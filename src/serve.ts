@@ -28,6 +28,11 @@ export async function runServe(config: Config): Promise<number> {
   } catch (e) {
     throw new ConfigError(`relay-networks: ${errorMessage(e)}`);
   }
+  try {
+    NetworkList.parse(config.proxyProtocolFrom);
+  } catch (e) {
+    throw new ConfigError(`proxy-protocol-from: ${errorMessage(e)}`);
+  }
   const tls = config.tlsCert ? await readTls(config) : undefined;
   if (tls) {
     try {
@@ -96,6 +101,7 @@ export async function runServe(config: Config): Promise<number> {
     hostname: config.hostname,
     spool: config.spool,
     relayNetworks: networks.toString(),
+    proxyProtocolFrom: config.proxyProtocolFrom || undefined,
     auth: users ? `${users.size} users` : "off",
     upstream: worker.describe(),
   });
