@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what Carrier's tests need (pinned Deno from the npm package `deno`,
-# swaks and openssl from Debian) when missing, then runs the whole suite.
+# swaks, openssl, python3 and haproxy from Debian) when missing, then runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure_deno.sh
-if ! command -v swaks >/dev/null || ! command -v openssl >/dev/null || ! command -v python3 >/dev/null; then
-  echo "installing swaks, openssl and python3 from Debian packages" >&2
+# haproxy lives in /usr/sbin, which a non-root PATH may lack.
+if ! command -v swaks >/dev/null || ! command -v openssl >/dev/null || ! command -v python3 >/dev/null ||
+  ! { command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; }; then
+  echo "installing swaks, openssl, python3 and haproxy from Debian packages" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq swaks openssl python3 >/dev/null
+  apt-get install -y -qq swaks openssl python3 haproxy >/dev/null
 fi
 deno --version | head -1
 log="$(mktemp)"

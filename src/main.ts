@@ -44,6 +44,8 @@ Options (also as camelCase keys in a JSON file given with --config):
   --data-total-timeout DURATION  for a whole DATA phase (default 30m)
   --shutdown-timeout DURATION    for sessions and deliveries to finish on stop (default 30s)
   --relay-networks CIDRS         clients that may relay without AUTH (default 127.0.0.0/8,::1/128)
+  --proxy-protocol-from CIDRS    load balancers that must send a PROXY v1/v2 header first
+                                 (env CARRIER_PROXY_PROTOCOL_FROM; default none)
   --tls-cert FILE --tls-key FILE certificate for STARTTLS and --listen-tls (PEM)
   --users FILE                   users for inbound AUTH (see: carrier users add)
   --auth-on-plaintext-loopback   allow AUTH without TLS from loopback clients

@@ -1,7 +1,7 @@
 /**
  * `carrier serve`: opens the spool, builds policy, TLS and AUTH from the config,
  * starts the listeners and the delivery worker, and handles signals (SIGINT and
- * SIGTERM stop gracefully, SIGHUP reloads certificates and users).
+ * SIGTERM stop gracefully, SIGHUP reloads certificates and users, SIGUSR2 drains).
  */
 
 import { ConfigError } from "./config/error.ts";
@@ -16,6 +16,7 @@ import { RelayPolicy } from "./policy/relay_policy.ts";
 import { UserDb } from "./policy/users.ts";
 import { Spool } from "./queue/spool.ts";
 import { createDeliveryWorker } from "./relay/worker_setup.ts";
+import { untilDrained } from "./server/drain.ts";
 import { checkTlsMaterial, SmtpServer, type TlsMaterial } from "./server/server.ts";
 
 /** Runs the server until a stop signal; returns the exit code. */
@@ -27,6 +28,11 @@ export async function runServe(config: Config): Promise<number> {
     networks = NetworkList.parse(config.relayNetworks);
   } catch (e) {
     throw new ConfigError(`relay-networks: ${errorMessage(e)}`);
+  }
+  try {
+    NetworkList.parse(config.proxyProtocolFrom);
+  } catch (e) {
+    throw new ConfigError(`proxy-protocol-from: ${errorMessage(e)}`);
   }
   const tls = config.tlsCert ? await readTls(config) : undefined;
   if (tls) {
@@ -96,6 +102,7 @@ export async function runServe(config: Config): Promise<number> {
     hostname: config.hostname,
     spool: config.spool,
     relayNetworks: networks.toString(),
+    proxyProtocolFrom: config.proxyProtocolFrom || undefined,
     auth: users ? `${users.size} users` : "off",
     upstream: worker.describe(),
   });
@@ -137,8 +144,19 @@ export async function runServe(config: Config): Promise<number> {
     reloading = reloading.then(reload);
   };
   Deno.addSignalListener("SIGHUP", onHup);
-  const signal = await stopped;
+  const drain = new Promise<string>((resolve) => {
+    Deno.addSignalListener("SIGUSR2", () => resolve("SIGUSR2"));
+  });
+  let signal = await Promise.race([stopped, drain]);
   const graceMs = config.shutdownTimeout * 1000;
+  if (signal === "SIGUSR2") {
+    // Drain: no new mail (the balancer moves on), the queue empties, then a normal stop.
+    log.info("draining", { queue: worker.queueSize });
+    await server.stop(graceMs);
+    const outcome = await untilDrained(() => worker.queueSize, stopped);
+    if (outcome === "drained") log.info("drained", { queue: 0 });
+    else signal = await stopped;
+  }
   log.info("stopping", { signal, graceSeconds: config.shutdownTimeout });
   prepareStop.abort();
   await Promise.all([server.stop(graceMs), worker.stop(graceMs), preparing]);

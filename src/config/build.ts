@@ -18,6 +18,7 @@ export const ENV_VARS = [
   "CARRIER_OAUTH2_CLIENT_ID",
   "CARRIER_OAUTH2_CLIENT_SECRET",
   "CARRIER_OAUTH2_REFRESH_TOKEN",
+  "CARRIER_PROXY_PROTOCOL_FROM",
 ] as const;
 
 /** Reads and validates a JSON config file. */
@@ -55,6 +56,8 @@ export async function buildConfig(
   const merged: Record<string, unknown> = { ...file };
   const envUpstream = env("CARRIER_UPSTREAM");
   if (envUpstream) merged.upstream = envUpstream;
+  const envProxyFrom = env("CARRIER_PROXY_PROTOCOL_FROM");
+  if (envProxyFrom) merged.proxyProtocolFrom = envProxyFrom;
   Object.assign(merged, flagSettings(flags));
   const list = (v: unknown): string[] =>
     v === undefined
@@ -82,6 +85,7 @@ export async function buildConfig(
     dataTotalTimeout: parseDuration(merged.dataTotalTimeout ?? 1800, "data-total-timeout"),
     shutdownTimeout: parseDuration(merged.shutdownTimeout ?? 30, "shutdown-timeout"),
     relayNetworks: list(merged.relayNetworks ?? "127.0.0.0/8,::1/128").join(","),
+    proxyProtocolFrom: list(merged.proxyProtocolFrom).join(","),
     tlsCert: str(merged.tlsCert),
     tlsKey: str(merged.tlsKey),
     users: str(merged.users),

@@ -25,6 +25,7 @@ export const CONFIG_OPTIONS = {
   "data-total-timeout": { type: "string" },
   "shutdown-timeout": { type: "string" },
   "relay-networks": { type: "string" },
+  "proxy-protocol-from": { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   users: { type: "string" },

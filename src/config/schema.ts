@@ -28,6 +28,8 @@ export interface Config {
   /** Seconds a draining shutdown waits for sessions and deliveries. */
   shutdownTimeout: number;
   relayNetworks: string;
+  /** Peers (comma-separated CIDRs) that must send a PROXY protocol header first; empty = none. */
+  proxyProtocolFrom: string;
   tlsCert?: string;
   tlsKey?: string;
   users?: string;
@@ -79,6 +81,7 @@ export const FileSchema = z.strictObject({
   dataTotalTimeout: duration.optional(),
   shutdownTimeout: duration.optional(),
   relayNetworks: stringList.optional(),
+  proxyProtocolFrom: stringList.optional(),
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),
   users: z.string().min(1).optional(),

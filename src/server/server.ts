@@ -17,9 +17,14 @@ import { encodeReplies, reply } from "../smtp/reply.ts";
 import type { Authenticator, SessionPolicy } from "../smtp/policy.ts";
 import { Session } from "../smtp/session.ts";
 import { Connection } from "./connection.ts";
-import { ConnTransport } from "./transport.ts";
+import { ConnTransport, type Transport } from "./transport.ts";
 import { settlesWithin, withTimeout } from "../deadline.ts";
 import { isLoopbackAddress } from "../ip.ts";
+import { NetworkList } from "../policy/networks.ts";
+import { ProxyHeaderError, readProxyHeader } from "./proxy_reader.ts";
+
+/** The longest wait for a PROXY header (the command timeout, if shorter). */
+const PROXY_HEADER_TIMEOUT_MS = 30_000;
 
 /** Certificate and key in PEM, as read from the configured files. */
 export interface TlsMaterial {
@@ -42,6 +47,8 @@ export interface ServerDeps {
 interface Listening {
   listener: Deno.Listener;
   implicitTls: boolean;
+  /** Implicit TLS done by node:tls over a plain listener, so a PROXY header can come first. */
+  nodeTls: boolean;
   address: ListenAddress;
   loop: Promise<void>;
 }
@@ -50,16 +57,19 @@ interface Listening {
 export class SmtpServer {
   #listeners: Listening[] = [];
   #connections = new Set<Promise<void>>();
-  #transports = new Set<ConnTransport>();
+  #transports = new Set<Transport>();
   #perClient = new Map<string, number>();
   #shutdown = new AbortController();
   #tls: TlsMaterial | undefined;
   #secureContext: SecureContext | undefined;
   #nextId = 0;
   #stopping = false;
+  /** Load balancers whose connections start with a PROXY header (and must). */
+  #proxyFrom: NetworkList;
 
   constructor(readonly deps: ServerDeps) {
     this.#setTls(deps.tls);
+    this.#proxyFrom = NetworkList.parse(deps.config.proxyProtocolFrom);
   }
 
   /** Bound addresses (with real ports when 0 was asked for), plain then TLS. */
@@ -92,7 +102,8 @@ export class SmtpServer {
     const previous = { tls: this.#tls, context: this.#secureContext };
     this.#tls = tls;
     this.#secureContext = context;
-    for (const l of this.#listeners.filter((l) => l.implicitTls)) {
+    // node:tls listeners take the new context at the next handshake; Deno's are reopened.
+    for (const l of this.#listeners.filter((l) => l.implicitTls && !l.nodeTls)) {
       const address = { ...l.address, port: (l.listener.addr as Deno.NetAddr).port };
       l.listener.close();
       await l.loop; // the port is free only once the pending accept has settled
@@ -144,8 +155,9 @@ export class SmtpServer {
 
   #listen(address: ListenAddress, implicitTls: boolean): void {
     let listener: Deno.Listener;
+    const nodeTls = implicitTls && this.#proxyFrom.toString() !== "";
     try {
-      listener = implicitTls
+      listener = implicitTls && !nodeTls
         ? Deno.listenTls({
           hostname: address.hostname,
           port: address.port,
@@ -162,7 +174,13 @@ export class SmtpServer {
         }`,
       );
     }
-    const entry: Listening = { listener, implicitTls, address, loop: Promise.resolve() };
+    const entry: Listening = {
+      listener,
+      implicitTls,
+      nodeTls,
+      address,
+      loop: Promise.resolve(),
+    };
     entry.loop = this.#acceptLoop(entry);
     this.#listeners.push(entry);
     const bound = listener.addr as Deno.NetAddr;
@@ -184,15 +202,18 @@ export class SmtpServer {
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      this.#admit(conn, entry.implicitTls);
+      this.#admit(conn, entry);
     }
   }
 
-  #admit(conn: Deno.Conn, implicitTls: boolean): void {
+  #admit(conn: Deno.Conn, entry: Listening): void {
     const { config, log, metrics } = this.deps;
+    const implicitTls = entry.implicitTls;
     const remote = conn.remoteAddr as Deno.NetAddr;
+    // A balancer's connections count per client once its header names the client.
+    const proxied = this.#proxyFrom.contains(remote.hostname);
     const address = remote.hostname;
-    const count = this.#perClient.get(address) ?? 0;
+    const count = proxied ? 0 : this.#perClient.get(address) ?? 0;
     const id = `C${(++this.#nextId).toString(36).toUpperCase()}`;
     if (
       this.#connections.size >= config.maxConnections || count >= config.maxConnectionsPerClient
@@ -204,34 +225,110 @@ export class SmtpServer {
         total: this.#connections.size,
         fromClient: count,
       });
-      this.#refuse(conn, implicitTls);
+      this.#refuse(conn, implicitTls && !entry.nodeTls);
       return;
     }
     try {
-      if (!implicitTls) (conn as Deno.TcpConn).setNoDelay(true);
+      if (!implicitTls || entry.nodeTls) (conn as Deno.TcpConn).setNoDelay(true);
     } catch { /* not fatal */ }
-    this.#perClient.set(address, count + 1);
+    if (!proxied) this.#perClient.set(address, count + 1);
     metrics.inc("connections_total");
-    const task = this.#serve(id, conn, implicitTls, remote).finally(() => {
+    const task = this.#start(id, conn, entry, proxied).finally(() => {
       this.#connections.delete(task);
-      const left = (this.#perClient.get(address) ?? 1) - 1;
-      if (left <= 0) this.#perClient.delete(address);
-      else this.#perClient.set(address, left);
+      if (!proxied) this.#release(address);
       metrics.set("connections_active", this.#connections.size);
     });
     this.#connections.add(task);
     metrics.set("connections_active", this.#connections.size);
   }
 
+  #release(address: string): void {
+    const left = (this.#perClient.get(address) ?? 1) - 1;
+    if (left <= 0) this.#perClient.delete(address);
+    else this.#perClient.set(address, left);
+  }
+
+  /**
+   * From a listed balancer: reads the PROXY header first (none, or a bad one, closes
+   * the connection with one log line), then serves the client the header names.
+   */
+  async #start(id: string, conn: Deno.Conn, entry: Listening, proxied: boolean): Promise<void> {
+    const { config, log, metrics } = this.deps;
+    const peer = conn.remoteAddr as Deno.NetAddr;
+    if (!proxied) return await this.#serve(id, conn, entry, peer, new Uint8Array());
+    let read;
+    try {
+      read = await readProxyHeader(
+        conn,
+        Math.min(config.commandTimeout * 1000, PROXY_HEADER_TIMEOUT_MS),
+      );
+    } catch (e) {
+      log.warn("proxy header refused", {
+        conn: id,
+        peer: peer.hostname,
+        error: e instanceof ProxyHeaderError ? e.message : errorMessage(e),
+      });
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      return;
+    }
+    const { header, rest } = read;
+    const client: Deno.NetAddr = header.source
+      ? { transport: "tcp", hostname: header.source.address, port: header.source.port }
+      : peer;
+    log.info("proxy", {
+      conn: id,
+      peer: peer.hostname,
+      client: client.hostname,
+      version: header.version,
+      command: header.command,
+    });
+    const count = this.#perClient.get(client.hostname) ?? 0;
+    if (count >= config.maxConnectionsPerClient) {
+      metrics.inc("connections_rejected_total");
+      log.warn("connection refused: too many connections", {
+        conn: id,
+        client: client.hostname,
+        fromClient: count,
+      });
+      this.#refuse(conn, entry.implicitTls);
+      return;
+    }
+    this.#perClient.set(client.hostname, count + 1);
+    try {
+      await this.#serve(id, conn, entry, client, rest);
+    } finally {
+      this.#release(client.hostname);
+    }
+  }
+
   async #serve(
     id: string,
     conn: Deno.Conn,
-    implicitTls: boolean,
+    entry: Listening,
     remote: Deno.NetAddr,
+    rest: Uint8Array,
   ): Promise<void> {
     const { config, log } = this.deps;
+    const implicitTls = entry.implicitTls;
     let tlsProtocol: string | undefined;
-    if (implicitTls) {
+    let transport: Transport | undefined;
+    if (implicitTls && entry.nodeTls) {
+      try {
+        transport = await new ConnTransport(conn, undefined, rest).startTls(
+          this.#secureContext!,
+          config.commandTimeout * 1000,
+        );
+      } catch (e) {
+        log.info("tls handshake failed", {
+          conn: id,
+          client: remote.hostname,
+          error: errorMessage(e),
+        });
+        return;
+      }
+    } else if (implicitTls) {
       const tlsConn = conn as Deno.TlsConn;
       try {
         await withTimeout(tlsConn.handshake(), config.commandTimeout * 1000);
@@ -248,7 +345,7 @@ export class SmtpServer {
         return;
       }
     }
-    const transport = new ConnTransport(conn, tlsProtocol);
+    transport ??= new ConnTransport(conn, tlsProtocol, rest);
     this.#transports.add(transport);
     const session = new Session({
       hostname: config.hostname,

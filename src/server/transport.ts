@@ -28,10 +28,19 @@ export class ConnTransport implements Transport {
   #buffer = buffers.take();
   #reading = false;
   #closed = false;
+  /** Bytes already read off the connection (after a PROXY header), served first. */
+  #prefix: Uint8Array | undefined;
 
-  constructor(readonly conn: Deno.Conn, readonly tlsProtocol?: string) {}
+  constructor(readonly conn: Deno.Conn, readonly tlsProtocol?: string, prefix?: Uint8Array) {
+    this.#prefix = prefix && prefix.length > 0 ? prefix : undefined;
+  }
 
   async read(): Promise<Uint8Array | null> {
+    const prefix = this.#prefix;
+    if (prefix) {
+      this.#prefix = undefined;
+      return prefix;
+    }
     this.#reading = true;
     try {
       const n = await this.conn.read(this.#buffer);
@@ -59,7 +68,10 @@ export class ConnTransport implements Transport {
 
   startTls(context: SecureContext, timeoutMs: number): Promise<Transport> {
     // No read is pending (the session reads one chunk at a time), so the streams are free.
-    const duplex = Duplex.fromWeb({ readable: this.conn.readable, writable: this.conn.writable });
+    const prefix = this.#prefix;
+    this.#prefix = undefined;
+    const readable = prefix ? prefixed(prefix, this.conn.readable) : this.conn.readable;
+    const duplex = Duplex.fromWeb({ readable, writable: this.conn.writable });
     const socket = new TLSSocket(duplex, { isServer: true, secureContext: context });
     return handshake(socket, timeoutMs, () => this.close());
   }
@@ -133,5 +145,26 @@ function handshake(
     };
     socket.once("secure", onSecure);
     socket.once("error", onError);
+  });
+}
+
+/** `inner` with `first` in front: a TLS handshake whose start came with the PROXY header. */
+function prefixed(
+  first: Uint8Array,
+  inner: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  const reader = inner.getReader();
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(first);
+    },
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
   });
 }
