@@ -1,4 +1,4 @@
-import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { Metrics, quote } from "../../src/ops/metrics.ts";
 
 /** The sample lines of a Prometheus text exposition, as name → value. */
