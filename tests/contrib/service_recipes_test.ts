@@ -95,8 +95,9 @@ Deno.test("Containerfile: its command line passes carrier check-config", async (
   const wrong = await runCarrier([
     "check-config",
     ...args.slice(1),
-    "--relay-networks",
-    "172.16.0.0/99",
+    "--log-format",
+    "xml",
   ]);
   strictEqual(wrong.code, 2, wrong.stdout);
+  strictEqual(wrong.stderr.trim(), 'carrier: log-format: "xml" must be text or json');
 });
