@@ -92,7 +92,8 @@ export async function runServe(config: Config): Promise<number> {
     onQueued: (record, bytes) => worker.notify(record, bytes),
   });
   server.start();
-  if (config.upstream) metrics.upstream = worker.describe();
+  // The URL as written (it never carries a password): one upstream per process.
+  if (config.upstream) metrics.upstream = config.upstream;
   let listening = true;
   const readiness = new Readiness({
     probeDir: spool.tmpDir,
