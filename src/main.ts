@@ -14,8 +14,9 @@ import { runUsersCommand } from "./policy/users_command.ts";
 import { type Command, permissionFlags } from "./permissions.ts";
 import { flushLog } from "./ops/log.ts";
 
-/** Carrier's version, printed by --version and in the greeting of `check-config`. */
-export const VERSION = "0.1.0";
+import { VERSION } from "./version.ts";
+
+export { VERSION };
 
 const USAGE = `carrier ${VERSION} - an SMTP relay for local programs
 

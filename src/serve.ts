@@ -10,6 +10,9 @@ import { formatAddress } from "./config/units.ts";
 import { errorMessage, Logger } from "./ops/log.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { startMetricsServer } from "./ops/metrics_server.ts";
+import { QueueStats } from "./ops/queue_stats.ts";
+import { Readiness } from "./ops/readiness.ts";
+import { VERSION } from "./version.ts";
 import { UserAuthenticator } from "./policy/authenticator.ts";
 import { NetworkList } from "./policy/networks.ts";
 import { RelayPolicy } from "./policy/relay_policy.ts";
@@ -22,7 +25,7 @@ import { checkTlsMaterial, SmtpServer, type TlsMaterial } from "./server/server.
 /** Runs the server until a stop signal; returns the exit code. */
 export async function runServe(config: Config): Promise<number> {
   const log = new Logger(config.logFormat);
-  const metrics = new Metrics();
+  const metrics = new Metrics(VERSION);
   let networks: NetworkList;
   try {
     networks = NetworkList.parse(config.relayNetworks);
@@ -95,8 +98,22 @@ export async function runServe(config: Config): Promise<number> {
     onQueued: (record, bytes) => worker.notify(record, bytes),
   });
   server.start();
+  // The URL as written (it never carries a password): one upstream per process.
+  if (config.upstream) metrics.upstream = config.upstream;
+  let listening = true;
+  const readiness = new Readiness({
+    probeDir: spool.tmpDir,
+    listening: () => listening,
+    upstreamFailingSince: () => worker.upstreamPause.failingSince,
+    maxUpstreamOutageMs: config.readyUpstreamOutage * 1000,
+  });
   const metricsServer = config.metricsListen
-    ? startMetricsServer(config.metricsListen, metrics, () => worker.queueSize, log)
+    ? startMetricsServer(config.metricsListen, metrics, {
+      queueSize: () => worker.queueSize,
+      readiness,
+      queueStats: new QueueStats(spool, !config.upstream),
+      pause: worker.upstreamPause,
+    }, log)
     : undefined;
   log.info("started", {
     hostname: config.hostname,
@@ -158,6 +175,7 @@ export async function runServe(config: Config): Promise<number> {
     else signal = await stopped;
   }
   log.info("stopping", { signal, graceSeconds: config.shutdownTimeout });
+  listening = false;
   prepareStop.abort();
   await Promise.all([server.stop(graceMs), worker.stop(graceMs), preparing]);
   await metricsServer?.shutdown();

@@ -84,6 +84,7 @@ export async function buildConfig(
     dataTimeout: parseDuration(merged.dataTimeout ?? 180, "data-timeout"),
     dataTotalTimeout: parseDuration(merged.dataTotalTimeout ?? 1800, "data-total-timeout"),
     shutdownTimeout: parseDuration(merged.shutdownTimeout ?? 30, "shutdown-timeout"),
+    readyUpstreamOutage: parseDuration(merged.readyUpstreamOutage ?? 600, "ready-upstream-outage"),
     relayNetworks: list(merged.relayNetworks ?? "127.0.0.0/8,::1/128").join(","),
     proxyProtocolFrom: list(merged.proxyProtocolFrom).join(","),
     tlsCert: str(merged.tlsCert),

@@ -24,6 +24,7 @@ export const CONFIG_OPTIONS = {
   "data-timeout": { type: "string" },
   "data-total-timeout": { type: "string" },
   "shutdown-timeout": { type: "string" },
+  "ready-upstream-outage": { type: "string" },
   "relay-networks": { type: "string" },
   "proxy-protocol-from": { type: "string" },
   "tls-cert": { type: "string" },

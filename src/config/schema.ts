@@ -27,6 +27,8 @@ export interface Config {
   dataTotalTimeout: number;
   /** Seconds a draining shutdown waits for sessions and deliveries. */
   shutdownTimeout: number;
+  /** /readyz fails once the upstream has been failing this long (seconds). */
+  readyUpstreamOutage: number;
   relayNetworks: string;
   /** Peers (comma-separated CIDRs) that must send a PROXY protocol header first; empty = none. */
   proxyProtocolFrom: string;
@@ -80,6 +82,7 @@ export const FileSchema = z.strictObject({
   dataTimeout: duration.optional(),
   dataTotalTimeout: duration.optional(),
   shutdownTimeout: duration.optional(),
+  readyUpstreamOutage: duration.optional(),
   relayNetworks: stringList.optional(),
   proxyProtocolFrom: stringList.optional(),
   tlsCert: z.string().min(1).optional(),

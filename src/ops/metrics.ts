@@ -1,7 +1,10 @@
 /**
- * Counters and gauges for operators, exposed in the Prometheus text format on
- * the optional metrics endpoint. In-process and allocation-free on the hot path.
+ * Counters, gauges and histograms for operators, exposed in the Prometheus text
+ * format on the optional metrics endpoint. A small renderer, not a library: the
+ * hot path is one map update; labelled families are derived when scraped.
  */
+
+import { histogramLines, UPSTREAM_REPLY_BUCKETS } from "./histogram.ts";
 
 const HELP: Record<string, string> = {
   connections_total: "SMTP connections accepted",
@@ -21,11 +24,36 @@ const HELP: Record<string, string> = {
   delivery_attempts_total: "Delivery attempts (one message on one connection)",
   upstream_errors_total: "Failures to connect, secure or log in to the upstream",
   queue_messages: "Messages in the queue",
+  queue_oldest_message_age_seconds: "Age of the oldest queued message (0 when empty)",
+  upstream_paused: "1 while deliveries wait for a failing upstream",
+  upstream_failing_seconds: "How long the upstream has been failing (0 while it works)",
   memory_rss_bytes: "Resident memory of the process",
   memory_heap_total_bytes: "JavaScript heap reserved (V8)",
   memory_heap_used_bytes: "JavaScript heap in use (V8)",
   memory_external_bytes: "Memory held outside the heap by JavaScript objects (buffers)",
 };
+
+/** Refusal reasons of `carrier_refusals_total`, each read from the plain counter beside it. */
+const REFUSALS: [reason: string, counter: string][] = [
+  ["connection_limit", "connections_rejected_total"],
+  ["relay_denied", "relay_denied_total"],
+  ["rate_limited", "rate_limited_total"],
+  ["message_rejected", "messages_rejected_total"],
+  ["auth_failed", "auth_failure_total"],
+];
+
+/** Outcomes of `carrier_delivery_outcomes_total`, each read from its plain counter. */
+const OUTCOMES: [outcome: string, counter: string][] = [
+  ["delivered", "deliveries_total"],
+  ["deferred", "deferrals_total"],
+  ["failed", "failures_total"],
+];
+
+/** Queue states of `carrier_queue_depth`. */
+export const QUEUE_STATES = ["due", "deferred", "held"] as const;
+
+/** One of the queue states. */
+export type QueueState = typeof QUEUE_STATES[number];
 
 /** Sets the memory gauges from the runtime (called when metrics are scraped). */
 export function sampleMemory(metrics: Metrics): void {
@@ -36,9 +64,19 @@ export function sampleMemory(metrics: Metrics): void {
   metrics.set("memory_external_bytes", m.external);
 }
 
-/** A set of named counters and gauges. */
+/** A set of named counters, gauges and the upstream reply histogram. */
 export class Metrics {
   #values = new Map<string, number>();
+  #replyCounts = new Array<number>(UPSTREAM_REPLY_BUCKETS.length + 1).fill(0);
+  #replySum = 0;
+  /** Messages in each queue state, as last counted from the spool. */
+  queueDepth: Record<QueueState, number> = { due: 0, deferred: 0, held: 0 };
+
+  /**
+   * @param version Carrier's version, for `carrier_build_info`.
+   * @param upstream The upstream as configured (no secrets), the `upstream` label; "none" in hold mode.
+   */
+  constructor(readonly version = "unknown", public upstream = "none") {}
 
   /** Adds to a counter. */
   inc(name: string, by = 1): void {
@@ -55,14 +93,61 @@ export class Metrics {
     return this.#values.get(name) ?? 0;
   }
 
+  /** Records how long the upstream took to answer one message (seconds). */
+  observeUpstreamReply(seconds: number): void {
+    let i = 0;
+    while (i < UPSTREAM_REPLY_BUCKETS.length && seconds > UPSTREAM_REPLY_BUCKETS[i]!) i++;
+    this.#replyCounts[i]!++;
+    this.#replySum += seconds;
+  }
+
   /** The Prometheus text exposition of every known metric. */
   render(): string {
     let out = "";
     for (const [name, help] of Object.entries(HELP)) {
-      const type = name.endsWith("_total") ? "counter" : "gauge";
-      out += `# HELP carrier_${name} ${help}\n# TYPE carrier_${name} ${type}\n`;
+      out += header(name, help, name.endsWith("_total") ? "counter" : "gauge");
       out += `carrier_${name} ${this.get(name)}\n`;
     }
+    out += header("build_info", "Carrier's version (always 1)", "gauge");
+    out += `carrier_build_info{version=${quote(this.version)}} 1\n`;
+    out += header("delivery_outcomes_total", "Recipients by outcome and upstream", "counter");
+    for (const [outcome, counter] of OUTCOMES) {
+      out += `carrier_delivery_outcomes_total{outcome="${outcome}",upstream=${
+        quote(this.upstream)
+      }} ${this.get(counter)}\n`;
+    }
+    out += header(
+      "refusals_total",
+      "Connections, commands and messages refused, by reason",
+      "counter",
+    );
+    for (const [reason, counter] of REFUSALS) {
+      out += `carrier_refusals_total{reason="${reason}"} ${this.get(counter)}\n`;
+    }
+    out += header("queue_depth", "Queued messages by state", "gauge");
+    for (const state of QUEUE_STATES) {
+      out += `carrier_queue_depth{state="${state}"} ${this.queueDepth[state]}\n`;
+    }
+    out += header(
+      "upstream_reply_seconds",
+      "Time from sending a message to the upstream's last reply for it",
+      "histogram",
+    );
+    out += histogramLines(
+      "carrier_upstream_reply_seconds",
+      `upstream=${quote(this.upstream)}`,
+      this.#replyCounts,
+      this.#replySum,
+    );
     return out;
   }
+}
+
+function header(name: string, help: string, type: string): string {
+  return `# HELP carrier_${name} ${help}\n# TYPE carrier_${name} ${type}\n`;
+}
+
+/** A label value in the exposition format: backslash, quote and newline escaped. */
+export function quote(value: string): string {
+  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
 }

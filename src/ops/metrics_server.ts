@@ -1,28 +1,55 @@
 /**
- * The optional HTTP endpoint for operators: `/healthz` for liveness checks and
- * `/metrics` in the Prometheus text format. Off unless --metrics-listen is set.
+ * The optional HTTP endpoint for operators: `/healthz` for liveness, `/readyz`
+ * for readiness (503 with the reason) and `/metrics` in the Prometheus text
+ * format. Off unless --metrics-listen is set.
  */
 
 import type { ListenAddress } from "../config/units.ts";
-import type { Logger } from "./log.ts";
+import type { UpstreamPause } from "../relay/upstream_pause.ts";
+import { errorMessage, type Logger } from "./log.ts";
 import { type Metrics, sampleMemory } from "./metrics.ts";
+import type { QueueStats } from "./queue_stats.ts";
+import type { Readiness } from "./readiness.ts";
+
+/** What the endpoint reads besides the counters. */
+export interface MetricsSources {
+  queueSize: () => number;
+  readiness?: Readiness;
+  queueStats?: QueueStats;
+  pause?: UpstreamPause;
+}
 
 /** Starts the endpoint; the returned server is shut down on stop. */
 export function startMetricsServer(
   address: ListenAddress,
   metrics: Metrics,
-  queueSize: () => number,
+  sources: MetricsSources,
   log: Logger,
 ): Deno.HttpServer {
   return Deno.serve({
     hostname: address.hostname,
     port: address.port,
     onListen: (addr) => log.info("metrics listening", { address: `${addr.hostname}:${addr.port}` }),
-  }, (request) => {
+  }, async (request) => {
     const path = new URL(request.url).pathname;
     if (path === "/healthz") return new Response("ok\n");
+    if (path === "/readyz") {
+      const reason = await sources.readiness?.notReady();
+      return reason === undefined
+        ? new Response("ready\n")
+        : new Response(`not ready: ${reason}\n`, { status: 503 });
+    }
     if (path === "/metrics") {
-      metrics.set("queue_messages", queueSize());
+      const now = Date.now();
+      metrics.set("queue_messages", sources.queueSize());
+      if (sources.pause) {
+        metrics.set("upstream_paused", sources.pause.paused(now) ? 1 : 0);
+        const since = sources.pause.failingSince;
+        metrics.set("upstream_failing_seconds", since ? Math.round((now - since) / 1000) : 0);
+      }
+      await sources.queueStats?.sample(metrics, now).catch((e) =>
+        log.error("metrics: cannot count the queue", { error: errorMessage(e) })
+      );
       sampleMemory(metrics);
       return new Response(metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4" },

@@ -43,6 +43,8 @@ export interface LaneOptions {
   messagesPerConnection: number;
   /** Called once a new connection is up, before the message is sent. */
   onConnected?: () => void;
+  /** Called with the seconds from sending the message to the upstream's last reply. */
+  onReplied?: (seconds: number) => void;
 }
 
 /** Sends `opened` to the lane's pending recipients, reusing or replacing its connection. */
@@ -63,7 +65,9 @@ export async function transact(
       opts.onConnected?.();
     }
     phase = "send";
+    const started = performance.now();
     const results = await lane.session.send(envelopeOf(record, pendingAddresses, opened));
+    opts.onReplied?.((performance.now() - started) / 1000);
     lane.lastUsed = Date.now();
     return { results, connectFailed: false, connected };
   } catch (e) {

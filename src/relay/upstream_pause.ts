@@ -10,6 +10,7 @@ import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
 export class UpstreamPause {
   #until = 0;
   #failures = 0;
+  #failingSince = 0;
 
   constructor(readonly retry: RetryPolicy) {}
 
@@ -23,6 +24,11 @@ export class UpstreamPause {
     return this.#until;
   }
 
+  /** When the current run of failures began (ms since epoch; 0 while the upstream works). */
+  get failingSince(): number {
+    return this.#failingSince;
+  }
+
   /** True while no lane may start. */
   paused(now = Date.now()): boolean {
     return now < this.#until;
@@ -31,6 +37,7 @@ export class UpstreamPause {
   /** Records a failure; returns the pause (ms). Lanes failing together count once. */
   failed(now = Date.now()): number {
     if (now >= this.#until) this.#failures++;
+    if (this.#failingSince === 0) this.#failingSince = now;
     const pause = retryDelayMs(this.retry, this.#failures);
     this.#until = Math.max(this.#until, now + pause);
     return pause;
@@ -40,5 +47,6 @@ export class UpstreamPause {
   recovered(): void {
     this.#failures = 0;
     this.#until = 0;
+    this.#failingSince = 0;
   }
 }

@@ -99,6 +99,11 @@ export class DeliveryWorker {
     return this.#schedule.size + this.#inFlight.size;
   }
 
+  /** The upstream's pause state, for metrics and /readyz. */
+  get upstreamPause(): UpstreamPause {
+    return this.#pause;
+  }
+
   /** Where mail goes, for the start-up log line. */
   describe(): string {
     return this.options.upstreamName;
@@ -383,6 +388,7 @@ export class DeliveryWorker {
         this.#pause.recovered();
         this.#kick(); // the probe got through: the other lanes may start again
       },
+      onReplied: (seconds) => metrics.observeUpstreamReply(seconds),
     });
     if (!t.results) {
       this.#schedule.delete(id); // deleted by `queue delete` while it was read

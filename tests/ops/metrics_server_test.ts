@@ -11,7 +11,7 @@ Deno.test("metrics endpoint: /healthz, /metrics with the queue size, 404 otherwi
   const server = startMetricsServer(
     { hostname: "127.0.0.1", port: 0 },
     metrics,
-    () => queued,
+    { queueSize: () => queued },
     new Logger("text", (l) => lines.push(l)),
   );
   try {

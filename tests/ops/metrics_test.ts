@@ -1,12 +1,12 @@
-import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
-import { Metrics } from "../../src/ops/metrics.ts";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { Metrics, quote } from "../../src/ops/metrics.ts";
 
 /** The sample lines of a Prometheus text exposition, as name → value. */
 function samples(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$/.exec(line);
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
     ok(m, `sample line: ${line}`);
     out.set(m[1], Number(m[2]));
   }
@@ -28,31 +28,77 @@ Deno.test("counters start at 0, inc adds, set replaces, get reads", () => {
   strictEqual(m.get("connections_active"), 1);
 });
 
-Deno.test("render: HELP and TYPE lines before each sample, counters and gauges", () => {
+Deno.test("render: HELP and TYPE before each family, counters and gauges", () => {
   const m = new Metrics();
   m.inc("messages_accepted_total", 5);
   m.set("queue_messages", 7);
   const text = m.render();
   ok(text.endsWith("\n"));
-  const lines = text.split("\n").slice(0, -1);
-  strictEqual(lines.length % 3, 0);
-  for (let i = 0; i < lines.length; i += 3) {
-    const help = /^# HELP (carrier_[a-z_]+) \S.*$/.exec(lines[i]);
-    ok(help, lines[i]);
-    const name = help[1];
-    match(lines[i + 1], new RegExp(`^# TYPE ${name} (counter|gauge)$`));
-    match(lines[i + 2], new RegExp(`^${name} -?\\d+(\\.\\d+)?$`));
-    const type = lines[i + 1].split(" ")[3];
-    strictEqual(type, name.endsWith("_total") ? "counter" : "gauge", name);
+  let family = "";
+  let type = "";
+  for (const line of text.split("\n").slice(0, -1)) {
+    const help = /^# HELP (carrier_[a-z_]+) \S.*$/.exec(line);
+    if (help) {
+      family = help[1];
+      continue;
+    }
+    const t = /^# TYPE (carrier_[a-z_]+) (counter|gauge|histogram)$/.exec(line);
+    if (t) {
+      strictEqual(t[1], family, line);
+      type = t[2];
+      continue;
+    }
+    const sample = /^(carrier_[a-z_]+)(\{[^}]*\})? -?\d+(\.\d+)?(e-?\d+)?$/.exec(line);
+    ok(sample, line);
+    const base = type === "histogram" ? sample[1].replace(/_(bucket|sum|count)$/, "") : sample[1];
+    strictEqual(base, family, line);
+    if (type !== "histogram") strictEqual(type, family.endsWith("_total") ? "counter" : "gauge");
   }
   ok(text.includes("# TYPE carrier_messages_accepted_total counter\n"));
   ok(text.includes("# TYPE carrier_queue_messages gauge\n"));
-  ok(text.includes("# TYPE carrier_connections_active gauge\n"));
   const values = samples(text);
   strictEqual(values.get("carrier_messages_accepted_total"), 5);
   strictEqual(values.get("carrier_queue_messages"), 7);
   strictEqual(values.get("carrier_connections_total"), 0, "untouched metrics render as 0");
-  strictEqual(new Set(lines.filter((l) => l.startsWith("# HELP"))).size, values.size);
+});
+
+Deno.test("render: labelled families derived from the counters, build info, queue depth", () => {
+  const m = new Metrics("1.2.3", "starttls://smtp.example.com:587");
+  m.inc("deliveries_total", 2);
+  m.inc("failures_total");
+  m.inc("relay_denied_total", 3);
+  m.queueDepth = { due: 1, deferred: 4, held: 0 };
+  const v = samples(m.render());
+  const up = 'upstream="starttls://smtp.example.com:587"';
+  strictEqual(v.get('carrier_build_info{version="1.2.3"}'), 1);
+  strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="delivered",${up}}`), 2);
+  strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="failed",${up}}`), 1);
+  strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="deferred",${up}}`), 0);
+  strictEqual(v.get('carrier_refusals_total{reason="relay_denied"}'), 3);
+  strictEqual(v.get('carrier_refusals_total{reason="connection_limit"}'), 0);
+  strictEqual(v.get('carrier_queue_depth{state="deferred"}'), 4);
+  strictEqual(v.get('carrier_queue_depth{state="due"}'), 1);
+});
+
+Deno.test("render: the upstream reply histogram has cumulative buckets, sum and count", () => {
+  const m = new Metrics("1", "u");
+  m.observeUpstreamReply(0.003);
+  m.observeUpstreamReply(0.2);
+  m.observeUpstreamReply(0.25);
+  m.observeUpstreamReply(100);
+  const v = samples(m.render());
+  const b = (le: string) => v.get(`carrier_upstream_reply_seconds_bucket{upstream="u",le="${le}"}`);
+  strictEqual(b("0.005"), 1);
+  strictEqual(b("0.1"), 1);
+  strictEqual(b("0.25"), 3, "a value equal to a bound falls in that bucket");
+  strictEqual(b("30"), 3);
+  strictEqual(b("+Inf"), 4);
+  strictEqual(v.get('carrier_upstream_reply_seconds_count{upstream="u"}'), 4);
+  strictEqual(v.get('carrier_upstream_reply_seconds_sum{upstream="u"}'), 100.453);
+});
+
+Deno.test("quote: label values escape backslash, quote and newline", () => {
+  strictEqual(quote('a\\b"c\nd'), '"a\\\\b\\"c\\nd"');
 });
 
 Deno.test("render reflects later changes", () => {
