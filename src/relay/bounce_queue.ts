@@ -3,6 +3,7 @@
  * original headers) stored in the spool like any accepted message, to the sender.
  */
 
+import { enhancedStatus } from "./reply_outcome.ts";
 import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import type { Spool } from "../queue/spool.ts";
 import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
@@ -72,11 +73,4 @@ async function originalHeaders(spool: Spool, id: string): Promise<Uint8Array> {
     await reader.cancel().catch(() => {});
   }
   return headerBlock(buffer.subarray(0, used));
-}
-
-/** The enhanced status code in an upstream reply, e.g. "5.1.1"; 5.0.0 when none. */
-export function enhancedStatus(response: string | undefined): string {
-  const m = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(response ?? "");
-  if (m && m[1] !== "2") return `${m[1] === "4" ? "5" : m[1]}.${m[2]}.${m[3]}`;
-  return "5.0.0";
 }

@@ -22,11 +22,11 @@ import {
   connectFailure,
   type NmError,
   recipientFromError,
-  replyCode,
   scrubSecrets,
   stringArray,
 } from "./upstream_errors.ts";
 import { oauthFor } from "./xoauth2.ts";
+import { replyCode } from "./reply_outcome.ts";
 import {
   type OutgoingMessage,
   type RecipientResult,

@@ -4,6 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { oneLine } from "../text.ts";
+import { statusOf } from "./reply_outcome.ts";
 import type { RecipientResult } from "./upstream_types.ts";
 
 /** The fields of nodemailer's errors we read; all optional, narrowed from `unknown`. */
@@ -39,20 +40,6 @@ export function asNmError(e: unknown): NmError {
 /** The strings of `v` when it is an array (other entries dropped); otherwise none. */
 export function stringArray(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
-}
-
-/** A recipient's status from an SMTP reply code: 2xx delivered, 5xx failed, else deferred. */
-export function statusOf(code: number | undefined): RecipientResult["status"] {
-  if (code === undefined) return "deferred";
-  if (code >= 200 && code < 300) return "delivered";
-  if (code >= 500 && code < 600) return "failed";
-  return "deferred";
-}
-
-/** The reply code at the start of a server reply ("250 ok" → 250), if there is one. */
-export function replyCode(text: string | undefined): number | undefined {
-  const m = text ? /^([2-5]\d\d)[ -]/.exec(text) : null;
-  return m ? Number(m[1]) : undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { strictEqual } from "node:assert/strict";
-import { enhancedStatus } from "../../src/relay/bounce_queue.ts";
+import { enhancedStatus } from "../../src/relay/reply_outcome.ts";
 
 Deno.test("enhancedStatus: the reply's code, a 4.x.x made permanent, 5.0.0 when none", () => {
   strictEqual(enhancedStatus("550 5.1.1 no such user"), "5.1.1");

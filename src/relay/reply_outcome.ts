@@ -1,0 +1,26 @@
+/**
+ * The one mapping from an upstream's reply to what it means for a recipient: the code
+ * decides delivered, deferred or failed, and the enhanced status goes into the bounce.
+ */
+import type { RecipientResult } from "./upstream_types.ts";
+
+/** A recipient's status from an SMTP reply code: 2xx delivered, 5xx failed, else deferred. */
+export function statusOf(code: number | undefined): RecipientResult["status"] {
+  if (code === undefined) return "deferred";
+  if (code >= 200 && code < 300) return "delivered";
+  if (code >= 500 && code < 600) return "failed";
+  return "deferred";
+}
+
+/** The reply code at the start of a server reply ("250 ok" → 250), if there is one. */
+export function replyCode(text: string | undefined): number | undefined {
+  const m = text ? /^([2-5]\d\d)[ -]/.exec(text) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The enhanced status code in an upstream reply, e.g. "5.1.1"; 5.0.0 when none. */
+export function enhancedStatus(response: string | undefined): string {
+  const m = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(response ?? "");
+  if (m && m[1] !== "2") return `${m[1] === "4" ? "5" : m[1]}.${m[2]}.${m[3]}`;
+  return "5.0.0";
+}
