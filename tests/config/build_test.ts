@@ -22,6 +22,7 @@ Deno.test("defaults", async () => {
     dataTotalTimeout: 1800,
     shutdownTimeout: 30,
     relayNetworks: "127.0.0.0/8,::1/128",
+    proxyProtocolFrom: "",
     tlsCert: undefined,
     tlsKey: undefined,
     users: undefined,
@@ -301,4 +302,21 @@ Deno.test("ENV_VARS lists the variables Carrier reads", () => {
     ok((ENV_VARS as readonly string[]).includes(name), name);
   }
   strictEqual(new Set(ENV_VARS).size, ENV_VARS.length);
+});
+
+Deno.test("proxy-protocol-from: flag over CARRIER_PROXY_PROTOCOL_FROM over the file key", async () => {
+  await withFile(
+    JSON.stringify({ proxyProtocolFrom: ["10.0.0.5/32", "10.0.0.6"] }),
+    async (path) => {
+      const file = await buildConfig(flags("--config", path), noEnv, host);
+      strictEqual(file.proxyProtocolFrom, "10.0.0.5/32,10.0.0.6");
+      const env = envOf({ CARRIER_PROXY_PROTOCOL_FROM: "192.0.2.0/24" });
+      strictEqual(
+        (await buildConfig(flags("--config", path), env, host)).proxyProtocolFrom,
+        "192.0.2.0/24",
+      );
+      const flag = flags("--config", path, "--proxy-protocol-from", "127.0.0.1/32, ::1/128");
+      strictEqual((await buildConfig(flag, env, host)).proxyProtocolFrom, "127.0.0.1/32,::1/128");
+    },
+  );
 });

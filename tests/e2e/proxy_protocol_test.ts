@@ -5,7 +5,7 @@
  */
 
 import { ok, rejects, strictEqual } from "node:assert/strict";
-import { queueFiles, startCarrier } from "../support/carrier.ts";
+import { queueFiles, runCarrier, startCarrier } from "../support/carrier.ts";
 import { proxyV1, proxyV2 } from "../support/proxy_header.ts";
 import { RawClient } from "../support/raw_client.ts";
 
@@ -124,3 +124,18 @@ async function transaction2(client: RawClient): Promise<number[]> {
   await client.send("RCPT TO:<ops@example.com>\r\n");
   return [(await client.reply()).code];
 }
+
+Deno.test("--proxy-protocol-from with a bad network is a configuration error (exit 2)", async () => {
+  const spool = await Deno.makeTempDir({ prefix: "carrier-spool-" });
+  const out = await runCarrier([
+    "serve",
+    "--spool",
+    spool,
+    "--listen",
+    "127.0.0.1:0",
+    "--proxy-protocol-from",
+    "10.0.0.0/33",
+  ]);
+  strictEqual(out.code, 2, out.stderr);
+  ok(/proxy-protocol-from: invalid network "10\.0\.0\.0\/33"/.test(out.stderr), out.stderr);
+});
