@@ -23,6 +23,7 @@ Deno.test("defaults", async () => {
     shutdownTimeout: 30,
     relayNetworks: "127.0.0.0/8,::1/128",
     proxyProtocolFrom: "",
+    readyUpstreamOutage: 600,
     tlsCert: undefined,
     tlsKey: undefined,
     users: undefined,
