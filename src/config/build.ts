@@ -1,5 +1,5 @@
 /**
- * One validated Config from a JSON file, the environment and command-line flags
+ * One validated Config from a config file (TOML or JSON), the environment and command-line flags
  * (flags win over environment, environment over the file), with the defaults and
  * the checks across keys. Every problem is a ConfigError that names the key.
  */
@@ -8,6 +8,7 @@ import { parseUpstreamUrl } from "../upstream_url.ts";
 import { ConfigError } from "./error.ts";
 import { flagSettings, type FlagValues } from "./flags.ts";
 import { type Config, type FileConfig, FileSchema } from "./schema.ts";
+import { tomlName, tomlToFileKeys } from "./toml.ts";
 import { MiB, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
 /** Environment variables Carrier reads (and so the only ones it is allowed to). */
@@ -21,26 +22,40 @@ export const ENV_VARS = [
   "CARRIER_PROXY_PROTOCOL_FROM",
 ] as const;
 
-/** Reads and validates a JSON config file. */
+/** Reads and validates a config file: TOML (`.toml`) or JSON (`.json`, camelCase keys). */
 export async function readConfigFile(path: string): Promise<FileConfig> {
+  const toml = path.endsWith(".toml");
+  if (!toml && !path.endsWith(".json")) {
+    throw new ConfigError(`config file ${path}: the name must end in .toml or .json`);
+  }
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
     throw new ConfigError(`config file ${path}: ${e instanceof Error ? e.message : e}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`config file ${path}: not valid JSON: ${(e as Error).message}`);
+  let doc: unknown;
+  if (toml) {
+    doc = tomlToFileKeys(text, path);
+  } else {
+    try {
+      doc = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(`config file ${path}: not valid JSON: ${(e as Error).message}`);
+    }
   }
-  const parsed = FileSchema.safeParse(json);
+  const parsed = FileSchema.safeParse(doc);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const key = issue.path.join(".") ||
-      ("keys" in issue ? (issue.keys as string[]).join(", ") : "(root)");
-    throw new ConfigError(`config file ${path}: key "${key}": ${issue.message}`);
+    const first = issue.path[0];
+    const name = (k: string) => toml ? tomlName(k) : k;
+    const key = typeof first === "string"
+      ? [name(first), ...issue.path.slice(1)].join(".")
+      : ("keys" in issue ? (issue.keys as string[]).map(name).join(", ") : "(root)");
+    const value = typeof first === "string" && doc && typeof doc === "object"
+      ? ` = ${JSON.stringify((doc as Record<string, unknown>)[first])}`
+      : "";
+    throw new ConfigError(`config file ${path}: key "${key}"${value}: ${issue.message}`);
   }
   return parsed.data;
 }

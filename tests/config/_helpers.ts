@@ -24,10 +24,11 @@ export function flags(...args: string[]) {
 export async function withFile(
   text: string,
   fn: (path: string) => Promise<void>,
+  name = "carrier.json",
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "carrier-config-test-" });
   try {
-    const path = join(dir, "carrier.json");
+    const path = join(dir, name);
     await Deno.writeTextFile(path, text);
     await fn(path);
   } finally {
