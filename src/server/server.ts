@@ -21,7 +21,7 @@ import { ConnTransport, type Transport } from "./transport.ts";
 import { settlesWithin, withTimeout } from "../deadline.ts";
 import { isLoopbackAddress } from "../ip.ts";
 import { NetworkList } from "../policy/networks.ts";
-import { ProxyHeaderError, readProxyHeader } from "./proxy_reader.ts";
+import { proxiedClient } from "./proxy_reader.ts";
 
 /** The longest wait for a PROXY header (the command timeout, if shorter). */
 const PROXY_HEADER_TIMEOUT_MS = 30_000;
@@ -252,38 +252,24 @@ export class SmtpServer {
    * From a listed balancer: reads the PROXY header first (none, or a bad one, closes
    * the connection with one log line), then serves the client the header names.
    */
-  async #start(id: string, conn: Deno.Conn, entry: Listening, proxied: boolean): Promise<void> {
+  async #start(
+    id: string,
+    conn: Deno.Conn,
+    entry: Listening,
+    fromBalancer: boolean,
+  ): Promise<void> {
     const { config, log, metrics } = this.deps;
-    const peer = conn.remoteAddr as Deno.NetAddr;
-    if (!proxied) return await this.#serve(id, conn, entry, peer, new Uint8Array());
-    let read;
-    try {
-      read = await readProxyHeader(
-        conn,
-        Math.min(config.commandTimeout * 1000, PROXY_HEADER_TIMEOUT_MS),
-      );
-    } catch (e) {
-      log.warn("proxy header refused", {
-        conn: id,
-        peer: peer.hostname,
-        error: e instanceof ProxyHeaderError ? e.message : errorMessage(e),
-      });
-      try {
-        conn.close();
-      } catch { /* closed */ }
-      return;
+    if (!fromBalancer) {
+      return await this.#serve(id, conn, entry, conn.remoteAddr as Deno.NetAddr, new Uint8Array());
     }
-    const { header, rest } = read;
-    const client: Deno.NetAddr = header.source
-      ? { transport: "tcp", hostname: header.source.address, port: header.source.port }
-      : peer;
-    log.info("proxy", {
-      conn: id,
-      peer: peer.hostname,
-      client: client.hostname,
-      version: header.version,
-      command: header.command,
+    const proxied = await proxiedClient(conn, {
+      id,
+      timeoutMs: Math.min(config.commandTimeout * 1000, PROXY_HEADER_TIMEOUT_MS),
+      signal: this.#shutdown.signal,
+      log,
     });
+    if (!proxied) return;
+    const { client, rest } = proxied;
     const count = this.#perClient.get(client.hostname) ?? 0;
     if (count >= config.maxConnectionsPerClient) {
       metrics.inc("connections_rejected_total");

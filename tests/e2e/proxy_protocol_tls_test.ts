@@ -31,6 +31,37 @@ if code == 250:
 s.quit()
 `;
 
+/** Header and ClientHello in one write, so the server finds the handshake's start after the header. */
+const ONE_WRITE = `
+import socket, ssl, sys
+port, ca, header = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca)
+sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+first = True
+for _ in range(50):
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        pending = out.read()
+        sock.sendall(header + pending if first else pending)
+        first = False
+        data = sock.recv(65536)
+        if not data:
+            sys.exit("closed during the handshake")
+        inc.write(data)
+sock.sendall(out.read())
+greeting = b""
+while not greeting.endswith(b"\\r\\n"):
+    try:
+        greeting += tls.read(4096)
+    except ssl.SSLWantReadError:
+        inc.write(sock.recv(65536))
+print(greeting.decode().split(" ")[0], tls.version())
+`;
+
 Deno.test("PROXY header before implicit TLS: handshake after it, header's client decides relay", async () => {
   const pki = await makeTestPki();
   const carrier = await startCarrier({
@@ -55,6 +86,13 @@ Deno.test("PROXY header before implicit TLS: handshake after it, header's client
     strictEqual(denied.code, 0, denied.stderr);
     ok(/^220 TLSv1\.[23]\n554\n$/.test(denied.stdout), denied.stdout);
     await carrier.waitForLog(/relay denied client=198\.51\.100\.1/);
+    const together = await python(ONE_WRITE, [
+      String(carrier.tlsPort),
+      pki.caCertPath,
+      hex(inside),
+    ]);
+    strictEqual(together.code, 0, together.stderr);
+    ok(/^220 TLSv1\.[23]\n$/.test(together.stdout), together.stdout);
     const msgs = (await queueFiles(carrier.spool)).filter((n) => n.endsWith(".msg"));
     strictEqual(msgs.length, 1);
     const stored = await Deno.readTextFile(`${carrier.spool}/queue/${msgs[0]}`);
