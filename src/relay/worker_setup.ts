@@ -11,7 +11,7 @@ import type { Metrics } from "../ops/metrics.ts";
 import type { Spool } from "../queue/spool.ts";
 import { UpstreamSession } from "./upstream.ts";
 import type { UpstreamAuth, UpstreamOptions } from "./upstream_types.ts";
-import { parseUpstreamUrl, type UpstreamConfig, upstreamNetTarget } from "../upstream_url.ts";
+import { parseUpstreamUrl, type UpstreamConfig } from "../upstream_url.ts";
 import { DeliveryWorker } from "./worker.ts";
 
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
@@ -62,13 +62,11 @@ export async function createDeliveryWorker(
     // RFC 5321 §4.5.3.2: up to 10 minutes for a reply (the one after DATA's final dot).
     transactionTimeoutMs: Math.max(config.upstreamTimeout, 600) * 1000,
   };
-  const name = `${upstream.security}://${upstream.user ? `${upstream.user}@` : ""}${
-    upstreamNetTarget(upstream)
-  }`;
   return new DeliveryWorker({
     ...common,
     connect: () => UpstreamSession.open(options),
-    upstreamName: name + (auth ? ` (auth ${auth.kind})` : " (no auth)"),
+    // As the operator wrote it (a URL never holds the password), in logs, metrics and bounces.
+    upstreamName: config.upstream,
   });
 }
 
