@@ -225,7 +225,7 @@ export class SmtpServer {
         total: this.#connections.size,
         fromClient: count,
       });
-      this.#refuse(conn, implicitTls && !entry.nodeTls);
+      this.#refuse(conn, implicitTls);
       return;
     }
     try {
