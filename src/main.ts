@@ -87,7 +87,7 @@ export async function main(args: string[]): Promise<number> {
     const { values, positionals } = parseFlags(rest, {
       json: { type: "boolean" },
       help: { type: "boolean" },
-    });
+    }, `carrier ${command}`);
     if (values.help) {
       console.log(USAGE);
       return 0;

@@ -85,11 +85,13 @@ export function flagSettings(flags: FlagValues): Record<string, unknown> {
 export function parseFlags<T extends Record<string, { type: "string" | "boolean" }>>(
   args: string[],
   extra: T,
+  command = "carrier",
 ): { values: Record<string, string | string[] | boolean | undefined>; positionals: string[] } {
+  const options = { ...CONFIG_OPTIONS, ...extra };
   try {
     const { values, positionals } = parseArgs({
-      args,
-      options: { ...CONFIG_OPTIONS, ...extra },
+      args: joinDashValues(args, options),
+      options,
       allowPositionals: true,
       strict: true,
     });
@@ -98,8 +100,42 @@ export function parseFlags<T extends Record<string, { type: "string" | "boolean"
       positionals,
     };
   } catch (e) {
+    const code = (e as { code?: string }).code;
+    const option = /'(-[^']*)'/.exec((e as Error).message)?.[1];
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) {
+      throw new ConfigError(`unknown option ${option} (see ${command} --help)`);
+    }
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) {
+      throw new ConfigError(`${option.replace(/ .*/, "")}: needs a value (see ${command} --help)`);
+    }
     throw new ConfigError((e as Error).message.split("\n")[0]);
   }
+}
+
+/**
+ * `--max-message-size -5` as `--max-message-size=-5`: a value that starts with "-" but is no
+ * option reaches the option's own check ("-5" is not a size) instead of parseArgs' "ambiguous".
+ */
+function joinDashValues(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const next = args[i + 1];
+    const name = arg.startsWith("--") && !arg.includes("=") ? arg.slice(2) : "";
+    if (
+      options[name]?.type === "string" && next !== undefined && next.startsWith("-") &&
+      next !== "--" && !(next.startsWith("--") && next.slice(2).split("=")[0] in options)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 /** Picks the config flags out of a command's parsed values. */
