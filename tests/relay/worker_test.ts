@@ -237,7 +237,11 @@ Deno.test("worker: hold mode never delivers, keeps flush requests, applies delet
     strictEqual(w.describe(), "none (hold mode)");
     await spool.requests.askDelete(drop.id);
     await waitRemoved(spool, drop.id);
-    ok(logs.some((l) => l.includes(" info deleted by operator ") && l.includes(drop.id)));
+    // The file leaves the queue before the removal's directory fsync and its log line.
+    await waitUntil(
+      "the deletion's log line",
+      () => logs.find((l) => l.includes(" info deleted by operator ") && l.includes(drop.id)),
+    );
     strictEqual(w.queueSize, 1);
     // A few more poll intervals: still nothing sent, the flush request left for a real server.
     await sleep(POLL_MS * 4);
