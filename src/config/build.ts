@@ -7,6 +7,7 @@
 import { parseUpstreamUrl } from "../upstream_url.ts";
 import { ConfigError } from "./error.ts";
 import { flagSettings, type FlagValues } from "./flags.ts";
+import type { z } from "zod";
 import { type Config, type FileConfig, FileSchema } from "./schema.ts";
 import { tomlName, tomlToFileKeys } from "./toml.ts";
 import { MiB, parseDuration, parseListenAddress, parseSize } from "./units.ts";
@@ -26,38 +27,54 @@ export const ENV_VARS = [
 export async function readConfigFile(path: string): Promise<FileConfig> {
   const toml = path.endsWith(".toml");
   if (!toml && !path.endsWith(".json")) {
-    throw new ConfigError(`config file ${path}: the name must end in .toml or .json`);
+    throw new ConfigError(`${path}: a config file's name must end in .toml or .json`);
   }
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new ConfigError(`config file ${path}: ${e instanceof Error ? e.message : e}`);
+    throw new ConfigError(
+      `${path}: cannot read config file: ${e instanceof Error ? e.message : e}`,
+    );
   }
   let doc: unknown;
+  let written = (key: string) => key;
   if (toml) {
-    doc = tomlToFileKeys(text, path);
+    const settings = tomlToFileKeys(text, path);
+    doc = settings.values;
+    written = (key) => settings.written.get(key) ?? tomlName(key);
   } else {
     try {
       doc = JSON.parse(text);
     } catch (e) {
-      throw new ConfigError(`config file ${path}: not valid JSON: ${(e as Error).message}`);
+      throw new ConfigError(`${path}: not valid JSON: ${(e as Error).message}`);
     }
   }
   const parsed = FileSchema.safeParse(doc);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const first = issue.path[0];
-    const name = (k: string) => toml ? tomlName(k) : k;
-    const key = typeof first === "string"
-      ? [name(first), ...issue.path.slice(1)].join(".")
-      : ("keys" in issue ? (issue.keys as string[]).map(name).join(", ") : "(root)");
-    const value = typeof first === "string" && doc && typeof doc === "object"
-      ? ` = ${JSON.stringify((doc as Record<string, unknown>)[first])}`
-      : "";
-    throw new ConfigError(`config file ${path}: key "${key}"${value}: ${issue.message}`);
-  }
+  if (!parsed.success) throw new ConfigError(describeIssue(path, doc, parsed.error, written));
   return parsed.data;
+}
+
+/** One line for a file's first schema problem: the key as written, its value, what is allowed. */
+function describeIssue(
+  path: string,
+  doc: unknown,
+  error: z.ZodError,
+  written: (key: string) => string,
+): string {
+  const issue = error.issues[0];
+  const [first, ...rest] = issue.path;
+  if (typeof first !== "string") {
+    if ("keys" in issue) {
+      const keys = (issue.keys as string[]).map((k) => `"${k}"`).join(", ");
+      return `${path}: unknown key ${keys} (allowed: ${Object.keys(FileSchema.shape).join(", ")})`;
+    }
+    return `${path}: ${issue.message}`;
+  }
+  let value: unknown = doc;
+  for (const step of issue.path) value = (value as Record<PropertyKey, unknown>)?.[step];
+  const key = [written(first), ...rest].join(".");
+  return `${path}: key "${key}" = ${JSON.stringify(value)}: ${issue.message}`;
 }
 
 /** Builds the Config from parsed flags, the environment and the config file. */

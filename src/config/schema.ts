@@ -1,11 +1,13 @@
 /**
  * What a configuration is: the Config every command reads, and the zod schema of the
- * JSON config file, whose keys are the long flag names in camelCase. Which keys take
+ * config file (TOML or JSON), whose keys are the long flag names. Which keys take
  * whole numbers is read off this schema, so flags and the file cannot disagree.
  */
 
 import { z } from "zod";
-import type { ListenAddress } from "./units.ts";
+import { NetworkList } from "../policy/networks.ts";
+import { parseUpstreamUrl } from "../upstream_url.ts";
+import { type ListenAddress, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
 /** Everything Carrier's commands read from configuration. */
 export interface Config {
@@ -62,18 +64,75 @@ export interface Config {
   metricsListen?: ListenAddress;
 }
 
-const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
-const duration = z.union([z.number().nonnegative(), z.string()]);
-const stringList = z.union([z.string(), z.array(z.string())]);
+const positiveInt = z.number({ error: "must be a whole number >= 1" }).int().positive();
+const nonNegativeInt = z.number({ error: "must be a whole number >= 0" }).int().nonnegative();
+const text = z.string({ error: "must be a non-empty string" }).min(1);
+const stringList = z.union([z.string(), z.array(z.string())], {
+  error: "must be a string or a list of strings",
+});
 
-/** The keys a config file may have: the long flag names in camelCase. */
+/** The entries of a list value: array items and comma-separated parts, trimmed. */
+function entries(v: string | string[]): string[] {
+  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+/** The message of what `parse` throws for `value`, or undefined when it accepts it. */
+function rejection(parse: (value: never) => unknown, value: unknown): string | undefined {
+  try {
+    parse(value as never);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message.replace(/^value: /, "");
+  }
+}
+
+/** A value the given unit parser must accept; `allowed` says what it takes. */
+function parsed<T extends z.ZodType>(type: T, parse: (value: never) => unknown, allowed: string) {
+  return type.refine((v) => rejection(parse, v) === undefined, { error: allowed });
+}
+
+/** A list whose every entry `check` accepts (it returns the problem, or undefined). */
+function listOf(check: (entry: string) => string | undefined) {
+  return stringList.superRefine((v, ctx) => {
+    for (const entry of entries(v)) {
+      const problem = check(entry);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }
+  });
+}
+
+const duration = parsed(
+  z.union([z.number(), z.string()], { error: "must be a duration" }),
+  (v) => parseDuration(v, "value"),
+  'must be seconds or a number with s, m, h or d (e.g. 30, "30s", "5m", "5d")',
+);
+const size = parsed(
+  z.union([z.number(), z.string()], { error: "must be a size" }),
+  (v) => parseSize(v, "value"),
+  'must be bytes >= 1 or a whole number with K, M or G (e.g. 26214400, "25M")',
+);
+const listenList = listOf((a) => rejection(() => parseListenAddress(a, "value"), a));
+const networkList = listOf((n) => rejection(() => NetworkList.parse(n), n));
+const listenAddress = text.refine(
+  (a) => rejection(() => parseListenAddress(a, "value"), a) === undefined,
+  { error: "must be HOST:PORT (IPv6 as [::1]:9025)" },
+);
+const upstreamUrl = text.superRefine((url, ctx) => {
+  const problem = rejection(() => parseUpstreamUrl(url), url);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/**
+ * The keys a config file may have: the long flag names in camelCase (a TOML file writes
+ * them in snake_case). Each value is checked here, with a message saying what is allowed.
+ */
 export const FileSchema = z.strictObject({
-  listen: stringList.optional(),
-  listenTls: stringList.optional(),
-  hostname: z.string().min(1).optional(),
-  spool: z.string().min(1).optional(),
-  maxMessageSize: z.union([positiveInt, z.string()]).optional(),
+  listen: listenList.optional(),
+  listenTls: listenList.optional(),
+  hostname: text.optional(),
+  spool: text.optional(),
+  maxMessageSize: size.optional(),
   maxRecipients: positiveInt.optional(),
   maxConnections: positiveInt.optional(),
   maxConnectionsPerClient: positiveInt.optional(),
@@ -83,29 +142,31 @@ export const FileSchema = z.strictObject({
   dataTotalTimeout: duration.optional(),
   shutdownTimeout: duration.optional(),
   readyUpstreamOutage: duration.optional(),
-  relayNetworks: stringList.optional(),
-  proxyProtocolFrom: stringList.optional(),
-  tlsCert: z.string().min(1).optional(),
-  tlsKey: z.string().min(1).optional(),
-  users: z.string().min(1).optional(),
-  authOnPlaintextLoopback: z.boolean().optional(),
-  senders: z.array(z.string().min(1)).optional(),
-  recipientDomains: z.array(z.string().min(1)).optional(),
-  userSenders: z.record(z.string(), z.array(z.string().min(1))).optional(),
+  relayNetworks: networkList.optional(),
+  proxyProtocolFrom: networkList.optional(),
+  tlsCert: text.optional(),
+  tlsKey: text.optional(),
+  users: text.optional(),
+  authOnPlaintextLoopback: z.boolean({ error: "must be true or false" }).optional(),
+  senders: z.array(text, { error: "must be a list of strings" }).optional(),
+  recipientDomains: z.array(text, { error: "must be a list of strings" }).optional(),
+  userSenders: z.record(z.string(), z.array(text, { error: "must be a list of strings" }), {
+    error: "must be a table of user name = list of senders",
+  }).optional(),
   rateMessagesPerMinute: nonNegativeInt.optional(),
   rateRecipientsPerHour: nonNegativeInt.optional(),
-  upstream: z.string().min(1).optional(),
-  upstreamPasswordFile: z.string().min(1).optional(),
-  upstreamCa: z.string().min(1).optional(),
-  upstreamServername: z.string().min(1).optional(),
+  upstream: upstreamUrl.optional(),
+  upstreamPasswordFile: text.optional(),
+  upstreamCa: text.optional(),
+  upstreamServername: text.optional(),
   deliveryConcurrency: positiveInt.optional(),
   messagesPerConnection: positiveInt.optional(),
   retryMin: duration.optional(),
   retryMax: duration.optional(),
   maxQueueLifetime: duration.optional(),
   upstreamTimeout: duration.optional(),
-  logFormat: z.enum(["text", "json"]).optional(),
-  metricsListen: z.string().optional(),
+  logFormat: z.enum(["text", "json"], { error: 'must be "text" or "json"' }).optional(),
+  metricsListen: listenAddress.optional(),
 });
 
 /** A validated config file: every key optional. */

@@ -1,6 +1,6 @@
 /**
- * The TOML config file: snake_case keys in sections (`[limits] max_message_size`),
- * mapped onto the same keys the flags and JSON files use, so one schema checks all.
+ * The TOML config file: snake_case keys in sections (`[limits] max_message_size`) or at
+ * the top, mapped onto the keys the flags and JSON files use, so one schema checks all.
  * Errors name the file and the key as written there; syntax errors the line and column.
  */
 
@@ -42,8 +42,16 @@ export const TOML_SECTIONS: Readonly<Record<string, readonly string[]>> = {
     "maxQueueLifetime",
     "upstreamTimeout",
   ],
-  ops: ["logFormat", "metricsListen", "readyUpstreamOutage"],
+  log: ["logFormat"],
+  metrics: ["metricsListen", "readyUpstreamOutage"],
 };
+
+/** The file's settings under their schema keys, and how each key was written in the file. */
+export interface TomlSettings {
+  values: Record<string, unknown>;
+  /** Schema key → the name as written (`limits.max_message_size`, or `max_message_size`). */
+  written: Map<string, string>;
+}
 
 /** Secrets that must never sit in a file, with where they go instead. */
 const SECRETS: Record<string, string> = {
@@ -71,8 +79,11 @@ export function tomlName(camel: string): string {
   return snakeKey(camel);
 }
 
-/** Parses TOML text into the flat, camelCase shape that FileSchema validates. */
-export function tomlToFileKeys(text: string, path: string): Record<string, unknown> {
+/**
+ * Parses TOML text into the flat, camelCase shape that FileSchema validates. A setting goes
+ * in its section or, as in a flat file, at the top; never both.
+ */
+export function tomlToFileKeys(text: string, path: string): TomlSettings {
   let doc: Record<string, unknown>;
   try {
     doc = parse(text) as Record<string, unknown>;
@@ -83,7 +94,7 @@ export function tomlToFileKeys(text: string, path: string): Record<string, unkno
     }
     throw e;
   }
-  const out: Record<string, unknown> = {};
+  const out: TomlSettings = { values: {}, written: new Map() };
   for (const [name, value] of Object.entries(doc)) {
     const section = TOML_SECTIONS[name];
     if (section && name !== "" && isTable(value)) {
@@ -98,7 +109,7 @@ export function tomlToFileKeys(text: string, path: string): Record<string, unkno
 }
 
 function take(
-  out: Record<string, unknown>,
+  out: TomlSettings,
   path: string,
   section: string,
   key: string,
@@ -111,17 +122,25 @@ function take(
     );
   }
   const camel = camelKey(key);
-  const allowed = TOML_SECTIONS[section] ?? [];
-  if (!allowed.includes(camel)) {
-    const home = Object.entries(TOML_SECTIONS).find(([, keys]) => keys.includes(camel));
+  const home = snakeKey(camel) === key
+    ? Object.entries(TOML_SECTIONS).find(([, keys]) => keys.includes(camel))
+    : undefined;
+  // A known setting is taken in its own section, or at the top of a flat file.
+  if (!home || (section !== "" && home[0] !== section)) {
+    const allowed = TOML_SECTIONS[section] ?? [];
     const hint = home
       ? `it belongs ${home[0] ? `in [${home[0]}]` : "at the top of the file"}`
       : `allowed${section ? ` in [${section}]` : " at the top"}: ${
-        allowed.map(snakeKey).join(", ") || "(none)"
+        (section ? allowed : Object.values(TOML_SECTIONS).flat()).map(snakeKey).join(", ")
       }; sections: ${Object.keys(TOML_SECTIONS).filter((s) => s).join(", ")}`;
     throw new ConfigError(`${path}: unknown key "${written}" (${hint})`);
   }
-  out[camel] = value;
+  const before = out.written.get(camel);
+  if (before !== undefined) {
+    throw new ConfigError(`${path}: key "${written}": already given as "${before}"; give it once`);
+  }
+  out.values[camel] = value;
+  out.written.set(camel, written);
 }
 
 function isTable(v: unknown): v is Record<string, unknown> {

@@ -221,18 +221,24 @@ Deno.test("config file: unknown key, wrong type, invalid JSON name the file and 
   );
 });
 
-Deno.test("bad values in a file name the setting", async () => {
+Deno.test("bad values in a JSON file name the file, the key as written and the value", async () => {
   await withFile(JSON.stringify({ listen: ["127.0.0.1"] }), async (path) => {
-    await rejects(buildConfig(flags("--config", path), noEnv, host), configError("listen"));
+    await rejects(
+      buildConfig(flags("--config", path), noEnv, host),
+      configError(path, `key "listen"`, "is not HOST:PORT"),
+    );
   });
   await withFile(JSON.stringify({ maxMessageSize: "lots" }), async (path) => {
     await rejects(
       buildConfig(flags("--config", path), noEnv, host),
-      configError("max-message-size", "lots"),
+      configError(path, `key "maxMessageSize" = "lots"`, "K, M or G"),
     );
   });
   await withFile(JSON.stringify({ retryMin: "soon" }), async (path) => {
-    await rejects(buildConfig(flags("--config", path), noEnv, host), configError("retry-min"));
+    await rejects(
+      buildConfig(flags("--config", path), noEnv, host),
+      configError(`key "retryMin" = "soon"`, "s, m, h or d"),
+    );
   });
 });
 

@@ -46,7 +46,7 @@ max_recipients = 5
 [policy]
 relay_networks = ["10.0.0.0/8"]
 user_senders = { app_1 = ["app@example.com"] }
-[ops]
+[log]
 log_format = "json"
 `,
     async (path) => {
@@ -77,8 +77,8 @@ Deno.test("TOML errors name the file, the key as written and the value; syntax e
   await withToml("[limits]\nmax_recipients = -5\n", async (path) => {
     await rejects(readConfigFile(path), configError(`key "limits.max_recipients" = -5`));
   });
-  await withToml('[ops]\nlog_format = "xml"\n', async (path) => {
-    await rejects(readConfigFile(path), configError(`key "ops.log_format" = "xml"`));
+  await withToml('[log]\nlog_format = "xml"\n', async (path) => {
+    await rejects(readConfigFile(path), configError(`key "log.log_format" = "xml"`));
   });
   await withToml('[upstream]\nupstream_password = "hunter2"\n', async (path) => {
     await rejects(
