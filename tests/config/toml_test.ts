@@ -64,6 +64,18 @@ log_format = "json"
   );
 });
 
+Deno.test("a flat TOML file: every setting may also sit at the top, under the same name", async () => {
+  await withToml(
+    'max_message_size = "10M"\nlisten = ["127.0.0.1:2000"]\nlog_format = "json"\n',
+    async (path) => {
+      const c = await buildConfig({ config: path }, noEnv, host);
+      strictEqual(c.maxMessageSize, 10 * 1024 * 1024);
+      deepStrictEqual(c.listen, [{ hostname: "127.0.0.1", port: 2000 }]);
+      strictEqual(c.logFormat, "json");
+    },
+  );
+});
+
 Deno.test("TOML errors name the file, the key as written and the value; syntax errors line and column", async () => {
   await withToml("[limits]\nmax_recipients = 5\nmax_errors = = 3\n", async (path) => {
     await rejects(readConfigFile(path), configError(`${path}:3:`, "TOML syntax error"));
