@@ -29,8 +29,8 @@ Usage:
   carrier users add NAME --users FILE  add or replace a user (password on stdin)
   carrier check-config [options]       validate configuration, print permissions
 
-Options (also as camelCase keys in a JSON file given with --config):
-  --config FILE                  JSON configuration file (env CARRIER_CONFIG)
+Options (also snake_case keys in a TOML file given with --config; see carrier.example.toml):
+  --config FILE                  carrier.toml (or camelCase .json) config file (env CARRIER_CONFIG)
   --listen ADDR                  plain SMTP listener, repeatable (default 127.0.0.1:2525)
   --listen-tls ADDR              implicit-TLS listener (RFC 8314), repeatable
   --hostname NAME                name in the greeting and Received: (default: system host name)
@@ -58,7 +58,7 @@ Options (also as camelCase keys in a JSON file given with --config):
   --upstream-ca FILE             trust only this CA (PEM) for the upstream (private smarthost)
   --upstream-servername NAME     TLS name to verify when the upstream is an IP address
   --upstream-timeout DURATION    to connect and secure the upstream connection (default 60s)
-  --delivery-concurrency N       upstream connections at once (default 4)
+  --delivery-concurrency N       upstream connections at once (default 16)
   --messages-per-connection N    messages sent on one upstream connection (default 50)
   --retry-min DURATION           first retry delay, doubling (default 1m)
   --retry-max DURATION           longest retry delay (default 1h)

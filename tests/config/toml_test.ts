@@ -16,6 +16,17 @@ Deno.test("every file key has one TOML section, and only file keys are in sectio
   strictEqual(new Set(placed).size, placed.length, "no key in two sections");
 });
 
+Deno.test("README's configuration reference lists every TOML key in its section", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  for (const [section, keys] of Object.entries(TOML_SECTIONS)) {
+    const row = readme.split("\n").find((l) =>
+      l.startsWith(`| ${section ? `\`[${section}]\`` : "(top)"} `)
+    );
+    ok(row, `README has a row for [${section}]`);
+    for (const key of keys) ok(row.includes(`\`${snakeKey(key)}\``), `${tomlName(key)} in README`);
+  }
+});
+
 Deno.test("carrier.example.toml names every setting in its section and holds the real defaults", async () => {
   const text = await Deno.readTextFile(EXAMPLE);
   for (const [section, keys] of Object.entries(TOML_SECTIONS)) {
