@@ -74,7 +74,15 @@ function describeIssue(
   let value: unknown = doc;
   for (const step of issue.path) value = (value as Record<PropertyKey, unknown>)?.[step];
   const key = [written(first), ...rest].join(".");
-  return `${path}: key "${key}" = ${JSON.stringify(value)}: ${issue.message}`;
+  const shown = first === "upstream" && typeof value === "string" ? hidePassword(value) : value;
+  return `${path}: key "${key}" = ${JSON.stringify(shown)}: ${issue.message}`;
+}
+
+/** An upstream URL with any password in it (refused anyway) replaced by `***`, for errors. */
+function hidePassword(url: string): string {
+  const m = /^([a-z]+:\/\/)(.*)@([^@]*)$/i.exec(url);
+  if (!m || !m[2].includes(":")) return url;
+  return `${m[1]}${m[2].slice(0, m[2].indexOf(":"))}:***@${m[3]}`;
 }
 
 /** Builds the Config from parsed flags, the environment and the config file. */

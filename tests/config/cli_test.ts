@@ -76,6 +76,12 @@ Deno.test("check-config: unknown keys, misplaced keys, a key given twice and inl
     ok(secret.includes("secrets are not read from the config file"), secret);
     ok(secret.includes("upstream_password_file"), secret);
     ok(!secret.includes("hunter2"), "the secret is not echoed");
+    const inUrl = await rejected(dir, 'upstream = "smtps://me@x.org:hunter2@smtp.example.com"\n');
+    ok(inUrl.includes(`= "smtps://me@x.org:***@smtp.example.com"`), inUrl);
+    ok(
+      inUrl.includes("password must not be given in the URL") && !inUrl.includes("hunter2"),
+      inUrl,
+    );
     const oauth = await rejected(dir, 'oauth2_refresh_token = "1//abc"\n');
     ok(oauth.includes("CARRIER_OAUTH2_REFRESH_TOKEN") && !oauth.includes("1//abc"), oauth);
     const syntax = await rejected(dir, '[limits]\nmax_errors = "3\n');
