@@ -48,6 +48,21 @@ Deno.test("carrier.example.toml names every setting in its section and holds the
   deepStrictEqual({ ...fromExample, configFile: undefined }, defaults);
 });
 
+Deno.test("carrier.example.toml: the commented-out examples are valid settings too", async () => {
+  const text = await Deno.readTextFile(EXAMPLE);
+  const keys = new Set(Object.keys(FileSchema.shape).map(snakeKey));
+  const uncommented = text.replace(
+    /^# ([a-z_]+) = /gm,
+    (line, key: string) => keys.has(key) ? `${key} = ` : line,
+  );
+  await withToml(uncommented, async (path) => {
+    const file = await readConfigFile(path);
+    for (const key of ["tlsCert", "users", "senders", "userSenders", "upstream", "metricsListen"]) {
+      ok(key in file, `${key} example is uncommented and valid`);
+    }
+  });
+});
+
 Deno.test("TOML sections map onto the settings; user_senders keeps its user names", async () => {
   await withToml(
     `spool = "/var/spool/carrier"
