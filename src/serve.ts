@@ -10,7 +10,6 @@ import { formatAddress } from "./config/units.ts";
 import { errorMessage, Logger } from "./ops/log.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { startMetricsServer } from "./ops/metrics_server.ts";
-import { QueueStats } from "./ops/queue_stats.ts";
 import { Readiness } from "./ops/readiness.ts";
 import { VERSION } from "./version.ts";
 import { UserAuthenticator } from "./policy/authenticator.ts";
@@ -111,7 +110,7 @@ export async function runServe(config: Config): Promise<number> {
     ? startMetricsServer(config.metricsListen, metrics, {
       queueSize: () => worker.queueSize,
       readiness,
-      queueStats: new QueueStats(spool, !config.upstream),
+      queueCounts: (now) => worker.queueCounts(now),
       pause: worker.upstreamPause,
     }, log)
     : undefined;

@@ -8,7 +8,7 @@ import { parseUpstreamUrl } from "../upstream_url.ts";
 import { ConfigError } from "./error.ts";
 import { flagSettings, type FlagValues } from "./flags.ts";
 import type { z } from "zod";
-import { type Config, type FileConfig, FileSchema } from "./schema.ts";
+import { type Config, type FileConfig, FileSchema, listEntries } from "./schema.ts";
 import { tomlName, tomlToFileKeys } from "./toml.ts";
 import { MiB, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
@@ -99,11 +99,7 @@ export async function buildConfig(
   const envProxyFrom = env("CARRIER_PROXY_PROTOCOL_FROM");
   if (envProxyFrom) merged.proxyProtocolFrom = envProxyFrom;
   Object.assign(merged, flagSettings(flags));
-  const list = (v: unknown): string[] =>
-    v === undefined
-      ? []
-      : (Array.isArray(v) ? v : [v]).flatMap((s: string) => s.split(",")).map((s) => s.trim())
-        .filter((s) => s !== "");
+  const list = (v: unknown): string[] => v === undefined ? [] : listEntries(v as string | string[]);
   const str = (v: unknown) => v as string | undefined;
   const listen = list(merged.listen ?? "127.0.0.1:2525").map((a) =>
     parseListenAddress(a, "listen")

@@ -72,7 +72,7 @@ const stringList = z.union([z.string(), z.array(z.string())], {
 });
 
 /** The entries of a list value: array items and comma-separated parts, trimmed. */
-function entries(v: string | string[]): string[] {
+export function listEntries(v: string | string[]): string[] {
   return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((s) => s.trim())
     .filter((s) => s !== "");
 }
@@ -95,7 +95,7 @@ function parsed<T extends z.ZodType>(type: T, parse: (value: never) => unknown, 
 /** A list whose every entry `check` accepts (it returns the problem, or undefined). */
 function listOf(check: (entry: string) => string | undefined) {
   return stringList.superRefine((v, ctx) => {
-    for (const entry of entries(v)) {
+    for (const entry of listEntries(v)) {
       const problem = check(entry);
       if (problem) ctx.addIssue({ code: "custom", message: problem });
     }

@@ -6,16 +6,17 @@
 
 import type { ListenAddress } from "../config/units.ts";
 import type { UpstreamPause } from "../relay/upstream_pause.ts";
-import { errorMessage, type Logger } from "./log.ts";
+import type { Logger } from "./log.ts";
 import { type Metrics, sampleMemory } from "./metrics.ts";
-import type { QueueStats } from "./queue_stats.ts";
+import type { QueueCounts } from "../relay/queue_counts.ts";
 import type { Readiness } from "./readiness.ts";
 
 /** What the endpoint reads besides the counters. */
 export interface MetricsSources {
   queueSize: () => number;
   readiness?: Readiness;
-  queueStats?: QueueStats;
+  /** Queue depth by state and the oldest message, counted in memory. */
+  queueCounts?: (now: number) => QueueCounts;
   pause?: UpstreamPause;
 }
 
@@ -47,9 +48,12 @@ export function startMetricsServer(
         const since = sources.pause.failingSince;
         metrics.set("upstream_failing_seconds", since ? Math.round((now - since) / 1000) : 0);
       }
-      await sources.queueStats?.sample(metrics, now).catch((e) =>
-        log.error("metrics: cannot count the queue", { error: errorMessage(e) })
-      );
+      const counts = sources.queueCounts?.(now);
+      if (counts) {
+        metrics.queueDepth = counts.depth;
+        const age = counts.oldestAt === undefined ? 0 : Math.round((now - counts.oldestAt) / 1000);
+        metrics.set("queue_oldest_message_age_seconds", Math.max(0, age));
+      }
       sampleMemory(metrics);
       return new Response(metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4" },

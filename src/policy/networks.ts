@@ -81,9 +81,15 @@ export class NetworkList {
 
   /** True when `address` (IPv4, IPv6, IPv4-mapped, `%zone` allowed) is in a listed network; false for unparseable input. */
   contains(address: string): boolean {
+    if (this.#networks.length === 0) return false; // no address to parse for an empty list
     const parsed = parseIpAddress(address);
     if (typeof parsed === "string") return false;
     return this.#networks.some((n) => (parsed.value & n.mask) === n.base);
+  }
+
+  /** True when the list names no network. */
+  get empty(): boolean {
+    return this.#networks.length === 0;
   }
 
   /** The canonical comma-separated form, for logs and `check-config`. */

@@ -91,6 +91,12 @@ export function newQueueId(now = Date.now()): string {
   return now.toString(36).toUpperCase().padStart(9, "0") + tail.toUpperCase();
 }
 
+/** When a queue id was made (ms since epoch), read off its time prefix (see newQueueId). */
+export function queueIdTime(id: string): number | undefined {
+  const t = parseInt(id.slice(0, 9), 36);
+  return Number.isFinite(t) ? t : undefined;
+}
+
 /** Checks a parsed JSON value is a QueueRecord; throws naming the first bad field. */
 export function validateRecord(value: unknown, source: string): QueueRecord {
   const fail = (field: string): never => {

@@ -38,6 +38,11 @@ export class DueQueue {
     return this.#current.keys();
   }
 
+  /** The scheduled ids with their due times (ms since epoch). */
+  *entries(): IterableIterator<[string, number]> {
+    for (const e of this.#current.values()) yield [e.id, e.at];
+  }
+
   /** Schedules (or reschedules) `id` for `at` (ms since epoch). */
   set(id: string, at: number): void {
     const entry = { id, at, seq: ++this.#seq };

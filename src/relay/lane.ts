@@ -33,8 +33,6 @@ export interface Transaction {
   attemptError?: string;
   /** The failure came before MAIL FROM (connect, TLS, login): the upstream's, not the message's. */
   connectFailed: boolean;
-  /** A new connection was opened and logged in. */
-  connected: boolean;
 }
 
 /** How a lane reaches the upstream. */
@@ -56,12 +54,10 @@ export async function transact(
 ): Promise<Transaction> {
   const record = opened.record;
   let phase: "connect" | "send" = "connect";
-  let connected = false;
   try {
     await retireStale(lane, opts.messagesPerConnection);
     if (!lane.session) {
       lane.session = await opts.connect();
-      connected = true;
       opts.onConnected?.();
     }
     phase = "send";
@@ -69,11 +65,11 @@ export async function transact(
     const results = await lane.session.send(envelopeOf(record, pendingAddresses, opened));
     opts.onReplied?.((performance.now() - started) / 1000);
     lane.lastUsed = Date.now();
-    return { results, connectFailed: false, connected };
+    return { results, connectFailed: false };
   } catch (e) {
     await lane.session?.close().catch(() => {});
     lane.session = undefined;
-    if (e instanceof UnknownMessageError) return { connectFailed: false, connected };
+    if (e instanceof UnknownMessageError) return { connectFailed: false };
     const attemptError = errorMessage(e);
     // A failure before MAIL FROM (connect, TLS, AUTH: even a 5xx such as 535) says
     // nothing about this message: it is retried, never bounced. Otherwise a revoked
@@ -86,7 +82,7 @@ export async function transact(
       code: e instanceof UpstreamError ? e.code : undefined,
       response: attemptError,
     }));
-    return { results, attemptError, connectFailed: phase === "connect", connected };
+    return { results, attemptError, connectFailed: phase === "connect" };
   }
 }
 

@@ -17,6 +17,7 @@ import { type Lane, type Loaded, transact } from "./lane.ts";
 import { Settler } from "./settle.ts";
 import { UpstreamPause } from "./upstream_pause.ts";
 import { DueQueue } from "./due_queue.ts";
+import { type QueueCounts, queueCounts } from "./queue_counts.ts";
 import type { UpstreamSession } from "./upstream.ts";
 
 /** How long stop() waits, after closing connections, for lanes still connecting. */
@@ -97,6 +98,11 @@ export class DeliveryWorker {
   /** Messages known to the worker (queued and not yet finished). */
   get queueSize(): number {
     return this.#schedule.size + this.#inFlight.size;
+  }
+
+  /** Queue depth by state and the oldest message, from the schedule in memory. */
+  queueCounts(now: number): QueueCounts {
+    return queueCounts(this.#schedule, this.#inFlight, this.#holding, now);
   }
 
   /** The upstream's pause state, for metrics and /readyz. */

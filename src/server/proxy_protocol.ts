@@ -4,7 +4,7 @@
  * It does no I/O and keeps no state; the caller reads until it is not "incomplete".
  */
 
-import { formatIPv4, formatIPv6, parseIPv6 } from "../ip.ts";
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "../ip.ts";
 
 /** v1 headers are at most 107 bytes with the CRLF (spec §2.1). */
 export const V1_MAX_LENGTH = 107;
@@ -184,14 +184,8 @@ function parsePort(text: string): number | undefined {
 }
 
 function canonicalIPv4(text: string): string | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let value = 0;
-  for (const part of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part) || Number(part) > 255) return undefined;
-    value = value * 256 + Number(part);
-  }
-  return formatIPv4(value);
+  const value = parseIPv4(text);
+  return typeof value === "number" ? formatIPv4(value) : undefined;
 }
 
 function canonicalIPv6(text: string): string | undefined {

@@ -155,7 +155,7 @@ export class SmtpServer {
 
   #listen(address: ListenAddress, implicitTls: boolean): void {
     let listener: Deno.Listener;
-    const nodeTls = implicitTls && this.#proxyFrom.toString() !== "";
+    const nodeTls = implicitTls && !this.#proxyFrom.empty;
     try {
       listener = implicitTls && !nodeTls
         ? Deno.listenTls({
@@ -207,7 +207,7 @@ export class SmtpServer {
   }
 
   #admit(conn: Deno.Conn, entry: Listening): void {
-    const { config, log, metrics } = this.deps;
+    const { config, metrics } = this.deps;
     const implicitTls = entry.implicitTls;
     const remote = conn.remoteAddr as Deno.NetAddr;
     // A balancer's connections count per client once its header names the client.
@@ -218,14 +218,7 @@ export class SmtpServer {
     if (
       this.#connections.size >= config.maxConnections || count >= config.maxConnectionsPerClient
     ) {
-      metrics.inc("connections_rejected_total");
-      log.warn("connection refused: too many connections", {
-        conn: id,
-        client: address,
-        total: this.#connections.size,
-        fromClient: count,
-      });
-      this.#refuse(conn, implicitTls);
+      this.#refuse(conn, implicitTls, { conn: id, client: address, fromClient: count });
       return;
     }
     try {
@@ -258,7 +251,7 @@ export class SmtpServer {
     entry: Listening,
     fromBalancer: boolean,
   ): Promise<void> {
-    const { config, log, metrics } = this.deps;
+    const { config, log } = this.deps;
     if (!fromBalancer) {
       return await this.#serve(id, conn, entry, conn.remoteAddr as Deno.NetAddr, new Uint8Array());
     }
@@ -272,13 +265,11 @@ export class SmtpServer {
     const { client, rest } = proxied;
     const count = this.#perClient.get(client.hostname) ?? 0;
     if (count >= config.maxConnectionsPerClient) {
-      metrics.inc("connections_rejected_total");
-      log.warn("connection refused: too many connections", {
+      this.#refuse(conn, entry.implicitTls, {
         conn: id,
         client: client.hostname,
         fromClient: count,
       });
-      this.#refuse(conn, entry.implicitTls);
       return;
     }
     this.#perClient.set(client.hostname, count + 1);
@@ -363,8 +354,17 @@ export class SmtpServer {
     }
   }
 
-  /** Tells an over-limit client why, without letting it hold the socket. */
-  #refuse(conn: Deno.Conn, implicitTls: boolean): void {
+  /** Tells an over-limit client why (one log line), without letting it hold the socket. */
+  #refuse(
+    conn: Deno.Conn,
+    implicitTls: boolean,
+    fields: { conn: string; client: string; fromClient: number },
+  ): void {
+    this.deps.metrics.inc("connections_rejected_total");
+    this.deps.log.warn("connection refused: too many connections", {
+      ...fields,
+      total: this.#connections.size,
+    });
     const bytes = encodeReplies([
       reply(421, "4.7.0", `${this.deps.config.hostname} Too many connections, try again later`),
     ]);
