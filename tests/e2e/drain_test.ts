@@ -6,7 +6,7 @@
 import { ok, strictEqual } from "node:assert/strict";
 import { queueFiles, startCarrier } from "../support/carrier.ts";
 import { RawClient } from "../support/raw_client.ts";
-import { startSmarthost } from "../support/smarthost.ts";
+import { startSmarthost, upstreamArgs } from "../support/smarthost.ts";
 import { makeTestPki } from "../support/tls.ts";
 
 const USER = "relay@example.com";
@@ -20,18 +20,7 @@ Deno.test("SIGUSR2 drains: listeners close, the queue is delivered, then carrier
     behavior: { tempFailAll: true },
   });
   const carrier = await startCarrier({
-    args: [
-      "--upstream",
-      `starttls://${USER}@127.0.0.1:${smarthost.port}`,
-      "--upstream-ca",
-      pki.caCertPath,
-      "--upstream-servername",
-      "localhost",
-      "--retry-min",
-      "1s",
-      "--retry-max",
-      "2s",
-    ],
+    args: upstreamArgs(pki, smarthost.port, USER),
     env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },
   });
   try {

@@ -16,27 +16,11 @@ import {
   swaks,
 } from "../support/carrier.ts";
 import { RawClient } from "../support/raw_client.ts";
-import { type Smarthost, startSmarthost } from "../support/smarthost.ts";
+import { type Smarthost, startSmarthost, upstreamArgs } from "../support/smarthost.ts";
 import { makeTestPki, type TestPki } from "../support/tls.ts";
 
 const USER = "relay@example.com";
 const PASSWORD = "app-password-s3cret";
-
-function upstreamArgs(pki: TestPki, port: number, extra: string[] = []): string[] {
-  return [
-    "--upstream",
-    `starttls://${USER}@127.0.0.1:${port}`,
-    "--upstream-ca",
-    pki.caCertPath,
-    "--upstream-servername",
-    "localhost",
-    "--retry-min",
-    "1s",
-    "--retry-max",
-    "2s",
-    ...extra,
-  ];
-}
 
 async function relayPair(
   opts: { password?: string; carrierArgs?: string[]; spool?: string; smarthost?: Smarthost } = {},
@@ -44,7 +28,7 @@ async function relayPair(
   const pki = await makeTestPki();
   const smarthost = opts.smarthost ?? await startSmarthost({ pki, users: { [USER]: PASSWORD } });
   const carrier = await startCarrier({
-    args: upstreamArgs(pki, smarthost.port, opts.carrierArgs),
+    args: upstreamArgs(pki, smarthost.port, USER, opts.carrierArgs),
     env: { CARRIER_UPSTREAM_PASSWORD: opts.password ?? PASSWORD },
     spool: opts.spool,
   });
@@ -211,7 +195,7 @@ Deno.test("relay: upstream down at first, then up: delivered after a retry; queu
   // Reserve a port, then free it: nothing listens there until the smarthost starts.
   const port = freePort();
   const carrier = await startCarrier({
-    args: upstreamArgs(pki, port, ["--retry-min", "1s", "--retry-max", "1s"]),
+    args: upstreamArgs(pki, port, USER, ["--retry-min", "1s", "--retry-max", "1s"]),
     env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },
   });
   let smarthost: Smarthost | undefined;
@@ -356,7 +340,7 @@ print(" ".join(acked))
   const smarthost = await startSmarthost({ pki, users: { [USER]: PASSWORD } });
   carrier = await startCarrier({
     spool,
-    args: upstreamArgs(pki, smarthost.port, [
+    args: upstreamArgs(pki, smarthost.port, USER, [
       "--delivery-concurrency",
       "2",
       "--messages-per-connection",
@@ -370,7 +354,7 @@ print(" ".join(acked))
     const midway = smarthost.received.length;
     carrier = await startCarrier({
       spool,
-      args: upstreamArgs(pki, smarthost.port),
+      args: upstreamArgs(pki, smarthost.port, USER),
       env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },
     });
     await waitUntil("empty queue", async () => (await queueFiles(spool)).length === 0, 60_000);
@@ -403,7 +387,7 @@ Deno.test("relay: a message that outlives --max-queue-lifetime bounces; its unde
   const pki = await makeTestPki();
   const port = freePort(); // nothing listens: every attempt is deferred
   const carrier = await startCarrier({
-    args: upstreamArgs(pki, port, ["--max-queue-lifetime", "2s"]),
+    args: upstreamArgs(pki, port, USER, ["--max-queue-lifetime", "2s"]),
     env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },
   });
   try {

@@ -82,6 +82,26 @@ function userOf(session: { user?: unknown }): string | undefined {
   return typeof session.user === "string" ? session.user : undefined;
 }
 
+/**
+ * `carrier serve` flags to relay through a smarthost on `port` with STARTTLS and AUTH as
+ * `user` (the password comes from CARRIER_UPSTREAM_PASSWORD), with 1-2 s retries.
+ */
+export function upstreamArgs(pki: TestPki, port: number, user: string, extra: string[] = []) {
+  return [
+    "--upstream",
+    `starttls://${user}@127.0.0.1:${port}`,
+    "--upstream-ca",
+    pki.caCertPath,
+    "--upstream-servername",
+    "localhost",
+    "--retry-min",
+    "1s",
+    "--retry-max",
+    "2s",
+    ...extra,
+  ];
+}
+
 /** Starts a smarthost on 127.0.0.1 with an ephemeral port. */
 export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost> {
   const behavior: SmarthostBehavior = {
