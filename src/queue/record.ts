@@ -4,6 +4,8 @@
  * thing delivery and the queue command change.
  */
 
+import type { MessageDsn, NotifyKind, OriginalRecipient, RecipientDsn } from "../smtp/dsn.ts";
+
 /** Delivery state of one recipient. */
 export type RecipientStatus = "pending" | "delivered" | "failed";
 
@@ -15,8 +17,15 @@ export interface RecipientRecord {
   response?: string;
   /** When the status last changed (ISO 8601). */
   updatedAt?: string;
-  /** For a failed recipient: true once its bounce is safely queued (or none is due). */
+  /**
+   * false while a DSN is owed for this recipient (a bounce when failed, a "relayed" notice
+   * when delivered with NOTIFY=SUCCESS); true once it is safely queued or none is due.
+   */
   bounced?: boolean;
+  /** NOTIFY of RCPT TO (RFC 3461); absent means the default, FAILURE and DELAY. */
+  notify?: NotifyKind[];
+  /** ORCPT of RCPT TO (RFC 3461), reported back in DSNs. */
+  orcpt?: OriginalRecipient;
 }
 
 /** A queued message's envelope and delivery state (the `ID.json` file). */
@@ -41,6 +50,12 @@ export interface QueueRecord {
   /** Earliest time of the next attempt (ISO 8601). */
   nextAttemptAt: string;
   lastError?: string;
+  /** RET of MAIL FROM: what a DSN returns of the message (default: headers only). */
+  ret?: "FULL" | "HDRS";
+  /** ENVID of MAIL FROM, reported back in DSNs. */
+  envid?: string;
+  /** True once the delay warning was queued (it is sent once per message). */
+  delayWarned?: boolean;
 }
 
 /** The envelope facts a new record is made from; the delivery state starts fresh. */
@@ -49,16 +64,24 @@ export type NewRecordFields =
     QueueRecord,
     "id" | "kind" | "sender" | "smtputf8" | "body" | "client" | "helo" | "protocol"
   >
-  & { recipients: string[]; user?: string };
+  & { recipients: string[]; user?: string; dsn?: MessageDsn; recipientDsn?: RecipientDsn[] };
 
 /** The record of a message just queued: every recipient pending, due at once (size is set at commit). */
 export function newRecord(fields: NewRecordFields, now = new Date()): QueueRecord {
   const at = now.toISOString();
-  const { recipients, ...envelope } = fields;
+  const { recipients, dsn, recipientDsn, ...envelope } = fields;
   return {
     version: 1,
     ...envelope,
-    recipients: recipients.map((address) => ({ address, status: "pending" })),
+    ...(dsn?.ret ? { ret: dsn.ret } : {}),
+    ...(dsn?.envid !== undefined ? { envid: dsn.envid } : {}),
+    recipients: recipients.map((address, i) => {
+      const r: RecipientRecord = { address, status: "pending" };
+      const d = recipientDsn?.[i];
+      if (d?.notify) r.notify = d.notify;
+      if (d?.orcpt) r.orcpt = d.orcpt;
+      return r;
+    }),
     size: 0,
     receivedAt: at,
     attempts: 0,
@@ -115,6 +138,7 @@ export function validateRecord(value: unknown, source: string): QueueRecord {
     if (!["pending", "delivered", "failed"].includes(rr.status as string)) {
       fail("recipients.status");
     }
+    if (rr.notify !== undefined && !Array.isArray(rr.notify)) fail("recipients.notify");
   }
   if (typeof r.size !== "number") fail("size");
   if (typeof r.attempts !== "number") fail("attempts");
@@ -127,6 +151,7 @@ export function validateRecord(value: unknown, source: string): QueueRecord {
   if (typeof client?.address !== "string" || typeof client.port !== "number") fail("client");
   if (typeof r.helo !== "string") fail("helo");
   if (typeof r.protocol !== "string") fail("protocol");
+  if (r.ret !== undefined && r.ret !== "FULL" && r.ret !== "HDRS") fail("ret");
   if (typeof r.nextAttemptAt !== "string" || Number.isNaN(Date.parse(r.nextAttemptAt))) {
     fail("nextAttemptAt");
   }

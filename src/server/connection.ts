@@ -1,6 +1,6 @@
 /**
  * One client connection: reads bytes, splits lines, feeds the Session and carries
- * out its effects (replies, STARTTLS, DATA into the spool, AUTH checks, close).
+ * out its effects (replies, STARTTLS, DATA and BDAT into the spool, AUTH checks, close).
  * Replies to pipelined commands are written together (RFC 2920); a lone command
  * is answered at once.
  */
@@ -9,16 +9,16 @@ import type { SecureContext } from "node:tls";
 import type { Logger } from "../ops/log.ts";
 import { errorMessage } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { MessageWriter } from "../queue/message_writer.ts";
 import type { QueueRecord } from "../queue/record.ts";
 import type { Spool } from "../queue/spool.ts";
+import { type BdatCommand, ChunkReader } from "../smtp/bdat.ts";
 import { DataScanner } from "../smtp/data.ts";
-import type { DataResult, Effect, Envelope, Step } from "../smtp/envelope.ts";
+import type { Effect, Envelope, Step } from "../smtp/envelope.ts";
 import { type Line, LineSplitter } from "../smtp/line_stream.ts";
 import type { Authenticator } from "../smtp/policy.ts";
-import { receivedHeader } from "../smtp/received.ts";
 import { encodeReplies, type Reply } from "../smtp/reply.ts";
 import { MAX_COMMAND_LINE, type Session } from "../smtp/session.ts";
+import { IncomingMessage } from "./incoming.ts";
 import type { Transport } from "./transport.ts";
 import { IoTimeoutError, Watchdog } from "./watchdog.ts";
 
@@ -39,8 +39,6 @@ export interface ConnectionDeps {
   shutdown: AbortSignal;
 }
 
-const encoder = new TextEncoder();
-
 class ShutdownError extends Error {}
 
 /** Runs one SMTP session over a transport until it ends. */
@@ -48,12 +46,14 @@ export class Connection {
   #transport: Transport;
   #splitter = new LineSplitter(MAX_COMMAND_LINE, true);
   #pending: Reply[] = [];
+  /** Message data being read: after DATA, or one BDAT chunk (no message: a refused chunk). */
   #data: {
-    scanner: DataScanner;
-    writer: MessageWriter | undefined;
-    envelope: Envelope;
+    reader: DataScanner | ChunkReader;
+    message: IncomingMessage | undefined;
     deadline: number;
   } | undefined;
+  /** The message of a BDAT transaction, kept between its chunks. */
+  #chunked: { message: IncomingMessage; size: number; deadline: number } | undefined;
   #closed = false;
   /** When the command line being read must be complete (trickled bytes do not move it). */
   #lineDeadline: number | undefined;
@@ -145,6 +145,11 @@ export class Connection {
         for (const line of lines) {
           const step = this.session.receive(line);
           this.#pending.push(...step.replies);
+          // RSET, EHLO or an error ended a BDAT transaction between chunks: drop its message.
+          if (this.#chunked && this.session.state !== "bdat" && this.session.state !== "data") {
+            await this.#chunked.message.abort();
+            this.#chunked = undefined;
+          }
           if (!step.effect) continue;
           // STARTTLS: what follows in this chunk is plaintext sent before the handshake.
           const outcome = await this.#effect(step.effect, chunk.length - pos);
@@ -168,6 +173,10 @@ export class Connection {
       case "data":
         await this.#beginData(effect.envelope);
         return "continue";
+      case "chunk":
+        await this.#beginChunk(effect.chunk, effect.envelope, effect.discard);
+        // BDAT 0: nothing to read, the chunk is complete now.
+        return (this.#data?.reader as ChunkReader).done ? await this.#endData() : "continue";
       case "authenticate": {
         await this.#flush();
         const outcome = this.deps.authenticator
@@ -221,118 +230,65 @@ export class Connection {
   async #beginData(envelope: Envelope): Promise<void> {
     // The 354 goes out now: the client waits for it before sending the message.
     await this.#flush();
-    let writer: MessageWriter | undefined;
-    try {
-      writer = await this.deps.spool.createMessage({
-        kind: "message",
-        sender: envelope.sender,
-        recipients: envelope.recipients,
-        smtputf8: envelope.smtputf8,
-        body: envelope.body,
-        client: envelope.client,
-        helo: envelope.helo,
-        user: envelope.user,
-        protocol: envelope.protocol,
-      });
-      writer.write(
-        encoder.encode(
-          receivedHeader(envelope, {
-            hostname: this.deps.hostname,
-            id: writer.id,
-            date: new Date(),
-          }),
-        ),
-      );
-    } catch (e) {
-      this.deps.log.error("spool write failed", {
-        conn: this.id,
-        id: writer?.id,
-        error: errorMessage(e),
-      });
-      await writer?.abort();
-      writer = undefined;
-    }
     this.#data = {
-      scanner: new DataScanner(this.session.options.maxMessageSize),
-      writer,
-      envelope,
+      reader: new DataScanner(this.session.options.maxMessageSize),
+      message: await IncomingMessage.open(this.deps, this.id, envelope),
       deadline: Date.now() + this.deps.dataTotalTimeoutMs,
     };
   }
 
-  /** Feeds message data from `chunk[pos..]`; returns the offset after the end marker, or -1. */
+  /** Starts reading a BDAT chunk (RFC 3030); a transaction's first chunk opens its message. */
+  async #beginChunk(chunk: BdatCommand, envelope: Envelope | undefined, discard: boolean) {
+    const max = this.session.options.maxMessageSize;
+    if (discard) {
+      const deadline = Date.now() + this.deps.dataTotalTimeoutMs;
+      this.#data = { reader: new ChunkReader(chunk, 0, max), message: undefined, deadline };
+      return;
+    }
+    if (envelope) {
+      this.#chunked = {
+        message: await IncomingMessage.open(this.deps, this.id, envelope),
+        size: 0,
+        deadline: Date.now() + this.deps.dataTotalTimeoutMs,
+      };
+    }
+    const { message, size, deadline } = this.#chunked!;
+    this.#data = { reader: new ChunkReader(chunk, size, max), message, deadline };
+  }
+
+  /** Feeds message data from `chunk[pos..]`; returns the offset after its end, or -1. */
   async #dataChunk(chunk: Uint8Array, pos: number): Promise<number> {
     const data = this.#data!;
-    const { spans, end } = data.scanner.scan(chunk, pos);
-    if (data.writer) {
-      try {
-        for (const span of spans) data.writer.write(span);
-      } catch (e) {
-        this.deps.log.error("spool write failed", {
-          conn: this.id,
-          id: data.writer.id,
-          error: errorMessage(e),
-        });
-        await data.writer.abort();
-        data.writer = undefined;
-      }
-    }
+    const { spans, end } = data.reader.scan(chunk, pos);
+    await data.message?.write(spans);
     return end;
   }
 
-  /** The end of data was read: stores the message and replies. */
+  /** The end of the data (or of a BDAT chunk) was read: stores the message and replies. */
   async #endData(): Promise<"continue" | "close"> {
-    const data = this.#data!;
+    const { reader, message } = this.#data!;
     this.#data = undefined;
     // The next command's deadline starts now, not at the read before DATA (which may be long past).
     this.#lineDeadline = undefined;
-    const { writer, envelope } = data;
-    const logFields = {
-      conn: this.id,
-      client: envelope.client.address,
-      from: `<${envelope.sender}>`,
-      rcpts: envelope.recipients.length,
-      size: data.scanner.size,
-    };
-    if (data.scanner.tooBig) {
-      await writer?.abort();
-      this.deps.log.warn("rejected: message too big", logFields);
-      this.deps.metrics.inc("messages_rejected_total");
-      return await this.#dataFinished({ kind: "too-big" });
+    if (reader instanceof ChunkReader) {
+      // A refused chunk, or one that is not the last: the session answers for the chunk.
+      if (!message) return await this.#reply(this.session.dataFinished({ kind: "chunk" }));
+      this.#chunked!.size = reader.size;
+      if (!reader.chunk.last && !reader.tooBig) {
+        return await this.#reply(this.session.dataFinished({ kind: "chunk" }));
+      }
+      this.#chunked = undefined;
     }
-    if (!writer) {
-      this.deps.metrics.inc("messages_rejected_total");
-      return await this.#dataFinished({ kind: "store-failed" });
-    }
+    const { result, queued } = await message!.finish(reader.size, reader.tooBig);
     try {
-      await writer.commit();
-    } catch (e) {
-      await writer.abort();
-      this.deps.log.error("spool commit failed", {
-        ...logFields,
-        id: writer.id,
-        error: errorMessage(e),
-      });
-      this.deps.metrics.inc("messages_rejected_total");
-      return await this.#dataFinished({ kind: "store-failed" });
-    }
-    this.deps.log.info("queued", { ...logFields, id: writer.id });
-    this.deps.metrics.inc("messages_accepted_total");
-    this.deps.metrics.inc("bytes_accepted_total", writer.size);
-    try {
-      const outcome = await this.#dataFinished({ kind: "stored", id: writer.id });
+      const outcome = await this.#reply(this.session.dataFinished(result));
       // Reply first: the promise is kept by the fsync, not by delivery.
-      await this.#flush();
+      if (queued) await this.#flush();
       return outcome;
     } finally {
       // Queued even if the reply could not be written (client gone): delivery starts now.
-      this.deps.onQueued?.({ ...writer.record, size: writer.size }, writer.bytes);
+      if (queued) this.deps.onQueued?.(queued.record, queued.bytes);
     }
-  }
-
-  /** Sends the reply to the end of DATA; the session may close (too many errors). */
-  #dataFinished(result: DataResult): Promise<"continue" | "close"> {
-    return this.#reply(this.session.dataFinished(result));
   }
 
   /** Queues a step's replies; if the session ends with it, flushes and closes. */
@@ -346,9 +302,11 @@ export class Connection {
 
   async #abortData(): Promise<void> {
     const data = this.#data;
-    if (!data) return;
+    const chunked = this.#chunked;
     this.#data = undefined;
-    await data.writer?.abort();
+    this.#chunked = undefined;
+    await data?.message?.abort();
+    await chunked?.message.abort();
   }
 
   async #flush(): Promise<void> {
@@ -386,6 +344,6 @@ export class Connection {
   #idle(): boolean {
     const state = this.session.state;
     return !this.#data && !this.#splitter.inLine && state !== "mail" && state !== "rcpt" &&
-      state !== "auth";
+      state !== "bdat" && state !== "auth";
   }
 }

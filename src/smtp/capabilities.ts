@@ -18,6 +18,8 @@ export function ehloLines(offer: Offer, now: { starttls: boolean; auth: boolean 
     "8BITMIME",
     "SMTPUTF8",
     "ENHANCEDSTATUSCODES",
+    "DSN",
+    "CHUNKING",
   ];
   if (now.starttls) lines.push("STARTTLS");
   if (now.auth) lines.push("AUTH PLAIN LOGIN");
@@ -27,5 +29,5 @@ export function ehloLines(offer: Offer, now: { starttls: boolean; auth: boolean 
 /** The 214 reply to HELP. */
 export const HELP_TEXT = [
   "Carrier SMTP relay. Commands:",
-  "EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+  "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
 ];

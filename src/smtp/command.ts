@@ -1,10 +1,11 @@
 /**
  * The stateless part of reading a command: decoding the line's bytes, splitting off
- * the verb, parsing MAIL FROM and checking its parameters (RFC 1870 SIZE, 6152 BODY,
- * 6531 SMTPUTF8, 4954 AUTH). The session supplies the little state these depend on.
+ * the verb, parsing MAIL FROM and RCPT TO and checking their parameters (RFC 1870 SIZE, 6152 BODY,
+ * 6531 SMTPUTF8, 4954 AUTH, 3461 RET and ENVID). The session supplies the little state these depend on.
  */
 
-import { type EsmtpParam, parseParams, parsePath } from "./address.ts";
+import { AddressError, type EsmtpParam, parseParams, parsePath } from "./address.ts";
+import { checkRcptParams, type MessageDsn, type RecipientDsn, takeMailDsnParam } from "./dsn.ts";
 import { type Reply, reply } from "./reply.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -60,6 +61,8 @@ export interface MailParamContext {
 export interface MailParams {
   body: "7BIT" | "8BITMIME";
   declaredSize?: number;
+  /** RET and ENVID (RFC 3461), when given. */
+  dsn: MessageDsn;
 }
 
 /** Checks MAIL FROM parameters in order; the first problem is the reply to send. */
@@ -69,6 +72,7 @@ export function checkMailParams(
 ): MailParams | { error: Reply } {
   let body: "7BIT" | "8BITMIME" = "7BIT";
   let size: number | undefined;
+  const dsn: MessageDsn = {};
   const seen = new Set<string>();
   for (const p of params) {
     if (seen.has(p.keyword)) {
@@ -109,9 +113,60 @@ export function checkMailParams(
           return { error: reply(555, "5.5.4", "Unsupported parameter AUTH") };
         }
         break;
-      default:
-        return { error: reply(555, "5.5.4", `Unsupported parameter ${p.keyword}`) };
+      default: {
+        const taken = takeMailDsnParam(p, dsn);
+        if (typeof taken === "object") return taken;
+        if (!taken) return { error: reply(555, "5.5.4", `Unsupported parameter ${p.keyword}`) };
+      }
     }
   }
-  return { body, declaredSize: size };
+  return { body, declaredSize: size, dsn };
+}
+
+/** An address that does not parse, as its reply (553 for a bad sender, 501 otherwise). */
+function addressFailure(e: unknown): { error: Reply } {
+  if (e instanceof AddressError) {
+    return { error: reply(e.code, e.code === 553 ? "5.1.7" : "5.1.3", e.message) };
+  }
+  throw e;
+}
+
+/** Parses the arguments of MAIL (`FROM:<path> params`) and checks the parameters. */
+export function parseMailCommand(
+  args: string,
+  ctx: MailParamContext,
+): { address: string; smtputf8: boolean; params: MailParams } | { error: Reply } {
+  const match = /^FROM:/i.exec(args);
+  if (!match) return { error: reply(501, "5.5.4", "Syntax: MAIL FROM:<address>") };
+  let from;
+  try {
+    from = parseMailFrom(args.slice(match[0].length));
+  } catch (e) {
+    return addressFailure(e);
+  }
+  const params = checkMailParams(from.params, ctx);
+  if ("error" in params) return params;
+  return { address: from.address, smtputf8: from.smtputf8, params };
+}
+
+/** Parses the arguments of RCPT (`TO:<path> params`); NOTIFY and ORCPT need EHLO. */
+export function parseRcptCommand(
+  args: string,
+  ctx: { esmtp: boolean; utf8: boolean },
+): { address: string; dsn: RecipientDsn } | { error: Reply } {
+  const match = /^TO:/i.exec(args);
+  if (!match) return { error: reply(501, "5.5.4", "Syntax: RCPT TO:<address>") };
+  let path, params;
+  try {
+    path = parsePath(args.slice(match[0].length), { allowNull: false, utf8: ctx.utf8 });
+    params = parseParams(path.rest);
+  } catch (e) {
+    return addressFailure(e);
+  }
+  if (params.length > 0 && !ctx.esmtp) {
+    return { error: reply(555, "5.5.4", "Parameters need EHLO") };
+  }
+  const dsn = checkRcptParams(params);
+  if ("error" in dsn) return dsn;
+  return { address: path.address, dsn };
 }

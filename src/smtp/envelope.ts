@@ -4,6 +4,8 @@
  * Kept apart from the state machine so the server and policies need only these shapes.
  */
 
+import type { BdatCommand } from "./bdat.ts";
+import type { MessageDsn, RecipientDsn } from "./dsn.ts";
 import type { Reply } from "./reply.ts";
 
 /** What the server knows about the connected client. */
@@ -26,6 +28,10 @@ export interface Envelope {
   user?: string;
   /** RFC 3848 "with" keyword: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
   protocol: string;
+  /** RET and ENVID of MAIL FROM (RFC 3461). */
+  dsn: MessageDsn;
+  /** NOTIFY and ORCPT of each RCPT TO, in the order of `recipients`. */
+  recipientDsn: RecipientDsn[];
 }
 
 /** Work the server must do for the session. */
@@ -33,6 +39,11 @@ export type Effect =
   | { kind: "close" }
   | { kind: "starttls" }
   | { kind: "data"; envelope: Envelope }
+  /**
+   * Read exactly `chunk.size` octets (RFC 3030). `envelope` comes with a transaction's first
+   * chunk; `discard` means the BDAT was refused and its octets are read only to stay in step.
+   */
+  | { kind: "chunk"; chunk: BdatCommand; envelope?: Envelope; discard: boolean }
   | { kind: "authenticate"; user: string; password: string };
 
 /** The outcome of one input: replies to send (in order) and an optional effect. */
@@ -44,6 +55,8 @@ export interface Step {
 /** How the reading of message data ended, as reported by the server. */
 export type DataResult =
   | { kind: "stored"; id: string }
+  /** A BDAT chunk without LAST was read; the message goes on. */
+  | { kind: "chunk" }
   | { kind: "too-big" }
   | { kind: "store-failed" };
 
@@ -54,5 +67,7 @@ export type SessionState =
   | "mail"
   | "rcpt"
   | "data"
+  /** Between the chunks of a BDAT transaction (RFC 3030). */
+  | "bdat"
   | "auth"
   | "closed";

@@ -1,18 +1,20 @@
 /**
  * The SMTP server state machine (RFC 5321, with RFC 1870 SIZE, 6152 8BITMIME,
- * 6531 SMTPUTF8, 2920 PIPELINING, 2034 ENHANCEDSTATUSCODES, 3207 STARTTLS and
- * 4954 AUTH). It performs no I/O: each input line yields replies and at most one
+ * 6531 SMTPUTF8, 2920 PIPELINING, 2034 ENHANCEDSTATUSCODES, 3207 STARTTLS,
+ * 4954 AUTH, 3461 DSN and 3030 CHUNKING). It performs no I/O: each input line yields replies and at most one
  * effect for the server to carry out, so every rule is testable without a socket.
  */
 
-import { AddressError, parseParams, parsePath } from "./address.ts";
 import { AuthExchange, parseAuthCommand } from "./auth.ts";
-import { checkMailParams, decodeCommand, parseMailFrom, splitCommand } from "./command.ts";
+import { parseBdat } from "./bdat.ts";
+import { decodeCommand, parseMailCommand, parseRcptCommand, splitCommand } from "./command.ts";
+import { outOfSequence, type SequencedVerb, starttlsOutOfSequence } from "./sequence.ts";
 import type { Line } from "./line_stream.ts";
 import { ehloLines, HELP_TEXT } from "./capabilities.ts";
 import type { ClientInfo, DataResult, Envelope, SessionState, Step } from "./envelope.ts";
 import type { SessionPolicy } from "./policy.ts";
 import { type Reply, reply } from "./reply.ts";
+import { Transaction } from "./transaction.ts";
 
 /** Per-listener settings of a session. */
 export interface SessionOptions {
@@ -42,11 +44,9 @@ export class Session {
   #user: string | undefined;
   #errors = 0;
   #overlong = false;
-  #sender = "";
-  #recipients: string[] = [];
-  #smtputf8 = false;
-  #body: "7BIT" | "8BITMIME" = "7BIT";
-  #declaredSize: number | undefined;
+  #txn: Transaction | undefined;
+  /** The refusal of the BDAT whose octets the server is discarding. */
+  #chunkRefusal: Reply | undefined;
   #auth: AuthExchange | undefined;
 
   constructor(readonly options: SessionOptions, client: ClientInfo) {
@@ -109,6 +109,8 @@ export class Session {
         return this.#rcpt(args);
       case "DATA":
         return this.#data(args);
+      case "BDAT":
+        return this.#bdat(args);
       case "RSET":
         if (args.trim() !== "") return this.#fail(reply(501, "5.5.4", "Syntax: RSET"));
         this.#resetTransaction();
@@ -137,9 +139,21 @@ export class Session {
     }
   }
 
-  /** Called by the server when message data has been read and stored (or not). */
+  /**
+   * Called by the server when message data has been read and stored (or not), and after
+   * each BDAT chunk (a refused one included, once its octets are read).
+   */
   dataFinished(result: DataResult): Step {
+    if (this.#chunkRefusal) {
+      const refusal = this.#chunkRefusal;
+      this.#chunkRefusal = undefined;
+      return this.#fail(refusal);
+    }
     if (this.#state !== "data") throw new Error("dataFinished outside of data state");
+    if (result.kind === "chunk") {
+      this.#state = "bdat";
+      return this.#ok(reply(250, "2.0.0", "Ok: chunk received"));
+    }
     this.#resetTransaction();
     this.#state = "greeted";
     switch (result.kind) {
@@ -225,87 +239,80 @@ export class Session {
   }
 
   #mail(args: string): Step {
-    if (this.#state === "connected") {
-      return this.#fail(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
-    }
-    if (this.#state !== "greeted") {
-      return this.#fail(reply(503, "5.5.1", "Error: nested MAIL command"));
-    }
-    const match = /^FROM:/i.exec(args);
-    if (!match) return this.#fail(reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
-    let from;
-    try {
-      from = parseMailFrom(args.slice(match[0].length));
-    } catch (e) {
-      return this.#addressFailure(e);
-    }
-    const checked = checkMailParams(from.params, {
+    const early = this.#outOfSequence("MAIL");
+    if (early) return this.#fail(early);
+    const from = parseMailCommand(args, {
       esmtp: this.#esmtp,
       maxMessageSize: this.options.maxMessageSize,
       authOffered: this.#authOffered(),
     });
-    if ("error" in checked) return this.#fail(checked.error);
+    if ("error" in from) return this.#fail(from.error);
     const refusal = this.options.policy.mail(this.#policyContext(), from.address);
     if (refusal) return this.#fail(refusal);
-    this.#sender = from.address;
-    this.#smtputf8 = from.smtputf8;
-    this.#body = checked.body;
-    this.#declaredSize = checked.declaredSize;
-    this.#recipients = [];
+    this.#txn = new Transaction(from.address, from.smtputf8, from.params);
     this.#state = "mail";
     return this.#ok(reply(250, "2.1.0", "Ok"));
   }
 
   #rcpt(args: string): Step {
-    if (this.#state !== "mail" && this.#state !== "rcpt") {
-      return this.#fail(reply(503, "5.5.1", "Error: need MAIL command"));
-    }
-    const match = /^TO:/i.exec(args);
-    if (!match) return this.#fail(reply(501, "5.5.4", "Syntax: RCPT TO:<address>"));
-    let path;
-    try {
-      path = parsePath(args.slice(match[0].length), { allowNull: false, utf8: this.#smtputf8 });
-      const params = parseParams(path.rest);
-      if (params.length > 0) {
-        return this.#fail(reply(555, "5.5.4", `Unsupported parameter ${params[0].keyword}`));
-      }
-    } catch (e) {
-      return this.#addressFailure(e);
-    }
-    if (this.#recipients.length >= this.options.maxRecipients) {
+    const early = this.#outOfSequence("RCPT");
+    if (early) return this.#fail(early);
+    const txn = this.#txn!;
+    const to = parseRcptCommand(args, { esmtp: this.#esmtp, utf8: txn.smtputf8 });
+    if ("error" in to) return this.#fail(to.error);
+    if (txn.recipients.length >= this.options.maxRecipients) {
       return { replies: [reply(452, "4.5.3", "Error: too many recipients")] };
     }
-    const refusal = this.options.policy.rcpt(this.#policyContext(), path.address, this.#sender);
+    const refusal = this.options.policy.rcpt(this.#policyContext(), to.address, txn.sender);
     if (refusal) return this.#fail(refusal);
-    this.#recipients.push(path.address);
+    txn.add(to.address, to.dsn);
     this.#state = "rcpt";
     return this.#ok(reply(250, "2.1.5", "Ok"));
   }
 
   #data(args: string): Step {
     if (args.trim() !== "") return this.#fail(reply(501, "5.5.4", "Syntax: DATA"));
-    if (this.#state === "mail") {
-      return this.#fail(reply(554, "5.5.1", "Error: no valid recipients"));
-    }
-    if (this.#state !== "rcpt") {
-      return this.#fail(reply(503, "5.5.1", "Error: need RCPT command"));
-    }
-    const envelope: Envelope = {
-      sender: this.#sender,
-      recipients: [...this.#recipients],
-      smtputf8: this.#smtputf8,
-      body: this.#body,
-      declaredSize: this.#declaredSize,
-      helo: this.#helo,
-      client: { ...this.#client },
-      user: this.#user,
-      protocol: this.#protocol(),
-    };
+    const early = this.#outOfSequence("DATA");
+    if (early) return this.#fail(early);
     this.#state = "data";
     return {
       replies: [reply(354, undefined, "End data with <CR><LF>.<CR><LF>")],
-      effect: { kind: "data", envelope },
+      effect: { kind: "data", envelope: this.#envelope() },
     };
+  }
+
+  /**
+   * BDAT (RFC 3030): the server reads the chunk's octets in every case, so a refused BDAT
+   * (say, pipelined after a failed one) costs its octets and the session stays in step.
+   */
+  #bdat(args: string): Step {
+    const chunk = parseBdat(args);
+    if ("error" in chunk) return this.#fail(chunk.error);
+    const refusal = this.#outOfSequence("BDAT");
+    if (refusal) {
+      this.#chunkRefusal = refusal;
+      return { replies: [], effect: { kind: "chunk", chunk, discard: true } };
+    }
+    const first = this.#state === "rcpt";
+    this.#state = "data";
+    return {
+      replies: [],
+      effect: {
+        kind: "chunk",
+        chunk,
+        envelope: first ? this.#envelope() : undefined,
+        discard: false,
+      },
+    };
+  }
+
+  #envelope(): Envelope {
+    return this.#txn!.envelope({
+      helo: this.#helo,
+      client: this.#client,
+      user: this.#user,
+      protocol: this.#protocol(),
+    });
   }
 
   #starttls(args: string): Step {
@@ -313,26 +320,15 @@ export class Session {
       return this.#fail(reply(502, "5.5.1", "STARTTLS not available"));
     }
     if (args.trim() !== "") return this.#fail(reply(501, "5.5.4", "Syntax: STARTTLS"));
-    if (this.#state === "mail" || this.#state === "rcpt") {
-      return this.#fail(reply(503, "5.5.1", "Error: STARTTLS not allowed in a transaction"));
-    }
+    const early = starttlsOutOfSequence(this.#state);
+    if (early) return this.#fail(early);
     return { replies: [reply(220, "2.0.0", "Ready to start TLS")], effect: { kind: "starttls" } };
   }
 
   #authStart(args: string): Step {
     if (!this.options.auth) return this.#fail(reply(502, "5.5.1", "AUTH not available"));
-    if (!this.#esmtp || this.#state === "connected") {
-      return this.#fail(reply(503, "5.5.1", "Error: send EHLO first"));
-    }
-    if (!this.#authOffered()) {
-      return this.#fail(
-        reply(538, "5.7.11", "Encryption required for requested authentication mechanism"),
-      );
-    }
-    if (this.#user !== undefined) return this.#fail(reply(503, "5.5.1", "Already authenticated"));
-    if (this.#state !== "greeted") {
-      return this.#fail(reply(503, "5.5.1", "Error: AUTH not allowed in a transaction"));
-    }
+    const early = this.#outOfSequence("AUTH");
+    if (early) return this.#fail(early);
     const command = parseAuthCommand(args);
     if ("error" in command) return this.#fail(command.error);
     this.#state = "auth";
@@ -363,11 +359,13 @@ export class Session {
     return this.#fail(r);
   }
 
-  #addressFailure(e: unknown): Step {
-    if (e instanceof AddressError) {
-      return this.#fail(reply(e.code, e.code === 553 ? "5.1.7" : "5.1.3", e.message));
-    }
-    throw e;
+  #outOfSequence(verb: SequencedVerb): Reply | undefined {
+    return outOfSequence(verb, {
+      state: this.#state,
+      esmtp: this.#esmtp,
+      authenticated: this.#user !== undefined,
+      authOffered: this.#authOffered(),
+    });
   }
 
   #policyContext(): { client: ClientInfo; user?: string } {
@@ -380,11 +378,7 @@ export class Session {
   }
 
   #resetTransaction(): void {
-    this.#sender = "";
-    this.#recipients = [];
-    this.#smtputf8 = false;
-    this.#body = "7BIT";
-    this.#declaredSize = undefined;
+    this.#txn = undefined;
   }
 
   #ok(r: Reply): Step {

@@ -194,7 +194,7 @@ Deno.test("connection: greeting, then a lone command is answered at once", async
     h.t.push("EHLO client.test\r\n");
     const ehlo = await h.write(2);
     ok(ehlo.startsWith("250-mx.test\r\n"), ehlo);
-    ok(ehlo.endsWith("250 ENHANCEDSTATUSCODES\r\n"), ehlo);
+    ok(ehlo.endsWith("250-DSN\r\n250 CHUNKING\r\n"), ehlo);
     h.t.push("NOOP\r\n");
     strictEqual(await h.write(3), "250 2.0.0 Ok\r\n");
     h.t.push("QUIT\r\n");

@@ -13,6 +13,8 @@ function envelope(overrides: Partial<Envelope> = {}): Envelope {
     helo: "client.example",
     client: { address: "192.0.2.7", port: 40000, tls: false },
     protocol: "ESMTP",
+    dsn: {},
+    recipientDsn: [{}],
     ...overrides,
   };
 }

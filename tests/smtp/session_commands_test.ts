@@ -24,7 +24,16 @@ Deno.test("Session: EHLO advertises the extensions", () => {
   deepStrictEqual(step, {
     replies: [{
       code: 250,
-      lines: ["mx.test", "PIPELINING", "SIZE 12345", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"],
+      lines: [
+        "mx.test",
+        "PIPELINING",
+        "SIZE 12345",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "DSN",
+        "CHUNKING",
+      ],
     }],
   });
   strictEqual(s.state, "greeted");
@@ -32,7 +41,7 @@ Deno.test("Session: EHLO advertises the extensions", () => {
 
 Deno.test("Session: STARTTLS and AUTH are advertised only when usable", () => {
   const ext = (opts: Parameters<typeof session>[0], tls: boolean) =>
-    send(session(opts, { tls }), "EHLO c").replies[0].lines.slice(6);
+    send(session(opts, { tls }), "EHLO c").replies[0].lines.slice(8);
   deepStrictEqual(ext({ starttls: true }, false), ["STARTTLS"]);
   deepStrictEqual(ext({ starttls: true }, true), []);
   deepStrictEqual(ext({ starttls: false }, false), []);
@@ -155,6 +164,8 @@ Deno.test("Session: a whole transaction, the data effect and its envelope", () =
       client: { address: "198.51.100.4", port: 1234, tls: false },
       user: undefined,
       protocol: "ESMTP",
+      dsn: {},
+      recipientDsn: [{}, {}],
     },
   });
   strictEqual(s.state, "data");

@@ -29,7 +29,7 @@ Deno.test("Session: MAIL parameters: unknown 555, SIZE 552, BODY", () => {
   const s = session({ maxMessageSize: 1000 });
   ok2xx(s, "EHLO c");
   expectReply(send(s, "MAIL FROM:<a@b.c> X-FOO=1"), 555, "5.5.4", /Unsupported parameter X-FOO/);
-  expectReply(send(s, "MAIL FROM:<a@b.c> RET=HDRS"), 555, "5.5.4");
+  expectReply(send(s, "MAIL FROM:<a@b.c> RET=SOME"), 501, "5.5.4", /RET=FULL/);
   expectReply(
     send(s, "MAIL FROM:<a@b.c> SIZE=1001"),
     552,
@@ -66,10 +66,61 @@ Deno.test("Session: SMTPUTF8 allows UTF-8 addresses; without it they are 553", (
   deepStrictEqual(envelope.recipients, ["δοκιμή@παράδειγμα.δοκιμή"]);
 });
 
-Deno.test("Session: RCPT parameters are 555", () => {
+Deno.test("Session: RCPT parameters other than NOTIFY and ORCPT are 555; they need EHLO", () => {
   const s = session();
   ok2xx(s, "EHLO c", "MAIL FROM:<a@b.c>");
-  expectReply(send(s, "RCPT TO:<d@e.f> NOTIFY=NEVER"), 555, "5.5.4", /NOTIFY/);
-  expectReply(send(s, "RCPT TO:<d@e.f> orcpt=rfc822;d@e.f"), 555, "5.5.4", /ORCPT/);
+  expectReply(send(s, "RCPT TO:<d@e.f> X-FOO=1"), 555, "5.5.4", /X-FOO/);
+  strictEqual(s.state, "mail");
+  const h = session();
+  ok2xx(h, "HELO c", "MAIL FROM:<a@b.c>");
+  expectReply(send(h, "RCPT TO:<d@e.f> NOTIFY=NEVER"), 555, "5.5.4", /EHLO/);
+});
+
+Deno.test("Session: DSN parameters (RFC 3461) reach the envelope, decoded", () => {
+  const s = session();
+  ok2xx(
+    s,
+    "EHLO c",
+    "MAIL FROM:<a@b.c> RET=hdrs ENVID=QQ+2B1",
+    "RCPT TO:<d@e.f> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;D+40e.f",
+    "RCPT TO:<g@h.i> notify=never",
+    "RCPT TO:<j@k.l>",
+  );
+  const envelope = dataEnvelope(send(s, "DATA"));
+  deepStrictEqual(envelope.dsn, { ret: "HDRS", envid: "QQ+1" });
+  deepStrictEqual(envelope.recipientDsn, [
+    { notify: ["SUCCESS", "DELAY"], orcpt: { type: "rfc822", address: "D@e.f" } },
+    { notify: ["NEVER"] },
+    {},
+  ]);
+});
+
+Deno.test("Session: bad DSN values are 501 5.5.4 and change nothing", () => {
+  const s = session();
+  ok2xx(s, "EHLO c");
+  for (
+    const bad of [
+      "MAIL FROM:<a@b.c> RET=ALL",
+      "MAIL FROM:<a@b.c> RET",
+      "MAIL FROM:<a@b.c> ENVID=a+2",
+      "MAIL FROM:<a@b.c> ENVID=a+2b",
+      `MAIL FROM:<a@b.c> ENVID=${"x".repeat(101)}`,
+      "MAIL FROM:<a@b.c> RET=FULL RET=HDRS",
+    ]
+  ) expectReply(send(s, bad), 501, "5.5.4");
+  strictEqual(s.state, "greeted");
+  ok2xx(s, "MAIL FROM:<a@b.c>");
+  for (
+    const bad of [
+      "RCPT TO:<d@e.f> NOTIFY=NEVER,SUCCESS",
+      "RCPT TO:<d@e.f> NOTIFY=SUCCESS,SUCCESS",
+      "RCPT TO:<d@e.f> NOTIFY=SOMETIMES",
+      "RCPT TO:<d@e.f> NOTIFY",
+      "RCPT TO:<d@e.f> ORCPT=d@e.f",
+      "RCPT TO:<d@e.f> ORCPT=rfc822;",
+      "RCPT TO:<d@e.f> ORCPT=rfc822;a+zz",
+      "RCPT TO:<d@e.f> NOTIFY=NEVER NOTIFY=NEVER",
+    ]
+  ) expectReply(send(s, bad), 501, "5.5.4");
   strictEqual(s.state, "mail");
 });
