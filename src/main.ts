@@ -63,6 +63,7 @@ Options (also snake_case keys in a TOML file given with --config; see carrier.ex
   --retry-min DURATION           first retry delay, doubling (default 1m)
   --retry-max DURATION           longest retry delay (default 1h)
   --max-queue-lifetime DURATION  then undelivered mail bounces (default 5d)
+  --delay-warning DURATION       warn the sender once after this long undelivered (default 4h, 0 off)
   --metrics-listen ADDR          HTTP /healthz and /metrics (e.g. 127.0.0.1:9025)
   --log-format text|json         log line format on stderr (default text)
   --json                         machine-readable output for queue commands

@@ -141,6 +141,7 @@ export async function buildConfig(
     retryMin: parseDuration(merged.retryMin ?? 60, "retry-min"),
     retryMax: parseDuration(merged.retryMax ?? 3600, "retry-max"),
     maxQueueLifetime: parseDuration(merged.maxQueueLifetime ?? "5d", "max-queue-lifetime"),
+    delayWarning: parseDuration(merged.delayWarning ?? "4h", "delay-warning"),
     upstreamTimeout: parseDuration(merged.upstreamTimeout ?? 60, "upstream-timeout"),
     logFormat: (merged.logFormat as "text" | "json" | undefined) ?? "text",
     metricsListen: merged.metricsListen

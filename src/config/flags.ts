@@ -42,6 +42,7 @@ export const CONFIG_OPTIONS = {
   "retry-min": { type: "string" },
   "retry-max": { type: "string" },
   "max-queue-lifetime": { type: "string" },
+  "delay-warning": { type: "string" },
   "upstream-timeout": { type: "string" },
   "log-format": { type: "string" },
   "metrics-listen": { type: "string" },

@@ -57,6 +57,8 @@ export interface Config {
   retryMax: number;
   /** Seconds a message may stay queued before it bounces (Postfix: 5 days). */
   maxQueueLifetime: number;
+  /** Seconds undelivered before the sender gets one delay warning (0: never; Postfix: off). */
+  delayWarning: number;
   /** Seconds the upstream client waits to connect and for each reply. */
   upstreamTimeout: number;
   logFormat: "text" | "json";
@@ -164,6 +166,7 @@ export const FileSchema = z.strictObject({
   retryMin: duration.optional(),
   retryMax: duration.optional(),
   maxQueueLifetime: duration.optional(),
+  delayWarning: duration.optional(),
   upstreamTimeout: duration.optional(),
   logFormat: z.enum(["text", "json"], { error: 'must be "text" or "json"' }).optional(),
   metricsListen: listenAddress.optional(),

@@ -40,6 +40,7 @@ export const TOML_SECTIONS: Readonly<Record<string, readonly string[]>> = {
     "retryMin",
     "retryMax",
     "maxQueueLifetime",
+    "delayWarning",
     "upstreamTimeout",
   ],
   log: ["logFormat"],

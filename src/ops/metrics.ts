@@ -21,6 +21,7 @@ const HELP: Record<string, string> = {
   deferrals_total: "Recipients deferred for a later retry",
   failures_total: "Recipients failed permanently",
   bounces_total: "Bounces queued to senders",
+  delay_warnings_total: "Delay warnings (RFC 3464 delayed) queued to senders",
   delivery_attempts_total: "Delivery attempts (one message on one connection)",
   upstream_errors_total: "Failures to connect, secure or log in to the upstream",
   queue_messages: "Messages in the queue",

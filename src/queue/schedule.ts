@@ -8,6 +8,8 @@ export interface RetryPolicy {
   minMs: number;
   maxMs: number;
   lifetimeMs: number;
+  /** After this long undelivered the sender is warned once (RFC 3464 "delayed"); 0 = never. */
+  delayWarningMs?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Delivery status notifications (RFC 3464): the message sent back to the original sender when
- * recipients fail permanently (or, with action "delayed", are still being retried).
+ * recipients fail permanently, are still being retried ("delayed"), or were handed to an
+ * upstream that cannot report further ("relayed", for NOTIFY=SUCCESS).
  *
  * Everything that came from outside (addresses, server replies, host names) is sanitised so it
  * cannot inject header lines or break the MIME structure; the original header block is
@@ -25,12 +26,23 @@ export interface BounceInput {
     /** Server reply or our explanation, e.g. "550 5.1.1 user unknown". */
     diagnostic: string;
     remoteMta?: string;
-    action?: "failed" | "delayed";
+    action?: DsnAction;
+    /** ORCPT of the recipient (RFC 3461 §4.2), reported as Original-Recipient. */
+    orcpt?: { type: string; address: string };
   }[];
   /** Header block of the original message, exact bytes (see {@link headerBlock}). */
   originalHeaders: Uint8Array;
+  /** The whole original message (RET=FULL), attached instead of its headers. */
+  fullMessage?: Uint8Array;
+  /** ENVID of the original message (RFC 3461 §4.4), reported as Original-Envelope-Id. */
+  envid?: string;
+  /** For a delay warning: when Carrier gives up (Will-Retry-Until, RFC 3464 §2.3.9). */
+  willRetryUntil?: Date;
   now?: Date;
 }
+
+/** RFC 3464 §2.3.3 actions Carrier reports. */
+export type DsnAction = "failed" | "delayed" | "relayed";
 
 /** Longest header block we attach or search for; bigger header blocks are cut at a line end. */
 export const MAX_HEADER_BLOCK = 64 * 1024;
@@ -90,10 +102,10 @@ function fold(field: string, width = 78): string {
   return lines.join("\r\n");
 }
 
-function validStatus(status: string, action: "failed" | "delayed"): string {
+function validStatus(status: string, action: DsnAction): string {
   const s = status.trim();
   if (/^[245]\.\d{1,3}\.\d{1,3}$/.test(s)) return s;
-  return action === "delayed" ? "4.0.0" : "5.0.0";
+  return action === "delayed" ? "4.0.0" : action === "relayed" ? "2.0.0" : "5.0.0";
 }
 
 function randomHex(bytes: number): string {
@@ -152,23 +164,30 @@ export function buildBounce(input: BounceInput): Uint8Array {
       status: validStatus(f.status, action),
       diagnostic: truncate(oneLineNoControls(f.diagnostic), MAX_DIAGNOSTIC),
       remoteMta: f.remoteMta ? hostToken(f.remoteMta) : "",
+      orcpt: f.orcpt
+        ? `${asciiLine(f.orcpt.type).replace(/[^A-Za-z0-9-]/g, "")};${
+          addressToken(f.orcpt.address)
+        }`
+        : "",
     };
   });
-  const allDelayed = failures.every((f) => f.action === "delayed");
   const failed = failures.filter((f) => f.action === "failed");
   const delayed = failures.filter((f) => f.action === "delayed");
+  const relayed = failures.filter((f) => f.action === "relayed");
+  const full = input.fullMessage !== undefined && failed.length > 0;
+  const attached = full ? input.fullMessage! : input.originalHeaders;
 
-  const headers = input.originalHeaders.length === 0 ||
-      (input.originalHeaders.length >= 2 &&
-        input.originalHeaders[input.originalHeaders.length - 2] === 13 &&
-        input.originalHeaders[input.originalHeaders.length - 1] === 10)
-    ? input.originalHeaders
-    : concatBytes([input.originalHeaders, enc.encode("\r\n")]);
+  const headers = attached.length === 0 ||
+      (attached.length >= 2 && attached[attached.length - 2] === 13 &&
+        attached[attached.length - 1] === 10)
+    ? attached
+    : concatBytes([attached, enc.encode("\r\n")]);
 
   let boundary = `=_carrier_${randomHex(12)}`;
   while (indexOf(headers, enc.encode(boundary)) >= 0) boundary = `=_carrier_${randomHex(12)}`;
 
-  const utf8Addresses = hasNonAscii(sender) || failures.some((f) => hasNonAscii(f.recipient));
+  const utf8Addresses = hasNonAscii(sender) ||
+    failures.some((f) => hasNonAscii(f.recipient) || hasNonAscii(f.orcpt));
   const eightBitHeaders = headers.some((b) => b >= 0x80);
 
   // Part 1: for humans.
@@ -191,10 +210,21 @@ export function buildBounce(input: BounceInput): Uint8Array {
       "",
     );
     for (const f of delayed) text.push(`<${f.recipient}>: ${f.diagnostic}`, "");
+    if (input.willRetryUntil) {
+      text.push(`It will give up on ${rfc5322Date(input.willRetryUntil)}.`, "");
+    }
+  }
+  if (relayed.length > 0) {
+    text.push(
+      "Your message was relayed to the following recipients. The server it was",
+      "handed to does not send delivery notifications, so you may hear no more.",
+      "",
+    );
+    for (const f of relayed) text.push(`<${f.recipient}>: ${f.diagnostic}`, "");
   }
   text.push(
     `The message was received on ${rfc5322Date(input.arrivalDate)} (queue id ${queueId}).`,
-    "Its headers are attached below.",
+    full ? "It is attached below." : "Its headers are attached below.",
   );
   const textBody = text.map((l) => fold(l, 78)).join("\r\n") + "\r\n";
   const textIs8bit = hasNonAscii(textBody);
@@ -202,25 +232,33 @@ export function buildBounce(input: BounceInput): Uint8Array {
   // Part 2: for machines.
   const addrType = (a: string) => (hasNonAscii(a) ? "utf-8" : "rfc822");
   const dsnAddress = (a: string) => (utf8Addresses ? a : asciiLine(a));
+  const envid = input.envid === undefined ? "" : truncate(asciiLine(input.envid), 100);
   const status: string[] = [
+    ...(envid ? [`Original-Envelope-Id: ${envid}`] : []),
     `Reporting-MTA: dns; ${mta}`,
     `X-Carrier-Queue-ID: ${queueId}`,
     `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`,
     "",
   ];
   for (const f of failures) {
+    if (f.orcpt) status.push(`Original-Recipient: ${utf8Addresses ? f.orcpt : asciiLine(f.orcpt)}`);
     status.push(`Final-Recipient: ${addrType(f.recipient)}; ${dsnAddress(f.recipient)}`);
     status.push(`Action: ${f.action}`);
     status.push(`Status: ${f.status}`);
     if (f.remoteMta) status.push(`Remote-MTA: dns; ${f.remoteMta}`);
     if (f.diagnostic) status.push(fold(`Diagnostic-Code: smtp; ${asciiLine(f.diagnostic)}`));
+    if (f.action === "delayed" && input.willRetryUntil) {
+      status.push(`Will-Retry-Until: ${rfc5322Date(input.willRetryUntil)}`);
+    }
     status.push("");
   }
   const statusType = utf8Addresses ? "message/global-delivery-status" : "message/delivery-status";
 
-  const subject = allDelayed
+  const subject = failed.length > 0
+    ? "Undelivered Mail Returned to Sender"
+    : delayed.length > 0
     ? "Delayed Mail (still being retried)"
-    : "Undelivered Mail Returned to Sender";
+    : "Successful Mail Relay Report";
   const top = [
     `From: Mail Delivery System <MAILER-DAEMON@${mta}>`,
     `To: <${sender}>`,
@@ -246,8 +284,15 @@ export function buildBounce(input: BounceInput): Uint8Array {
     "",
     status.join("\r\n"),
     `--${boundary}`,
-    "Content-Description: Undelivered Message Headers",
-    "Content-Type: text/rfc822-headers",
+    ...(full
+      ? [
+        "Content-Description: Undelivered Message",
+        `Content-Type: ${eightBitHeaders ? "message/global" : "message/rfc822"}`,
+      ]
+      : [
+        `Content-Description: ${failed.length > 0 ? "Undelivered " : ""}Message Headers`,
+        "Content-Type: text/rfc822-headers",
+      ]),
     `Content-Transfer-Encoding: ${eightBitHeaders ? "8bit" : "7bit"}`,
     "",
     "",

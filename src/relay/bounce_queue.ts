@@ -1,40 +1,77 @@
 /**
- * Turning failed recipients into a queued bounce: the RFC 3464 report (with the
- * original headers) stored in the spool like any accepted message, to the sender.
+ * Turning recipients' outcomes into a queued DSN: the RFC 3464 report (with the original
+ * headers, or the whole message for RET=FULL) stored in the spool like any accepted
+ * message, to the sender.
  */
 
 import { enhancedStatus } from "./reply_outcome.ts";
 import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import type { Spool } from "../queue/spool.ts";
-import { buildBounce, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
+import { buildBounce, type DsnAction, headerBlock, MAX_HEADER_BLOCK } from "./bounce.ts";
+
+/**
+ * RET=FULL returns messages up to this size whole; bigger ones get their headers only (as
+ * Postfix's bounce_size_limit), so a report stays small enough to build in memory.
+ */
+export const FULL_RETURN_LIMIT = 1024 * 1024;
 
 /** Who reports the failures. */
 export interface BounceSource {
   /** Our host name (Reporting-MTA, the bounce's HELO). */
   hostname: string;
-  /** The upstream that refused (Remote-MTA). */
-  remoteMta: string;
+  /** The upstream's host (Remote-MTA); none in hold mode. */
+  remoteMta?: string;
 }
 
-/** Stores the bounce for `failed` recipients of `record`; resolves with its queue id once durable. */
+/** The host of an upstream URL, for Remote-MTA: never its user name or port. */
+export function remoteMtaOf(upstream: string | undefined): string | undefined {
+  if (!upstream) return undefined;
+  try {
+    return new URL(upstream).hostname.replace(/^\[|\]$/g, "") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The action a recipient is reported with: failed, relayed (delivered) or delayed (pending). */
+function actionOf(r: RecipientRecord): DsnAction {
+  return r.status === "failed" ? "failed" : r.status === "delivered" ? "relayed" : "delayed";
+}
+
+/**
+ * Stores the DSN for `recipients` of `record` (each reported by its status); resolves with
+ * its queue id once durable. `willRetryUntil` goes with a delay warning.
+ */
 export async function storeBounce(
   spool: Spool,
   record: QueueRecord,
-  failed: RecipientRecord[],
+  recipients: RecipientRecord[],
   source: BounceSource,
+  willRetryUntil?: Date,
 ): Promise<string> {
+  const failures = recipients.map((r) => {
+    const action = actionOf(r);
+    return {
+      recipient: r.address,
+      action,
+      status: action === "relayed" ? "2.0.0" : enhancedStatus(r.response, action === "delayed"),
+      diagnostic: r.response ?? (action === "delayed" ? "not yet delivered" : "delivery failed"),
+      remoteMta: source.remoteMta,
+      orcpt: r.orcpt,
+    };
+  });
+  const full = record.ret === "FULL" && failures.some((f) => f.action === "failed");
+  const original = await readPrefix(spool, record.id, full ? FULL_RETURN_LIMIT : MAX_HEADER_BLOCK);
   const bytes = buildBounce({
     reportingMta: source.hostname,
     originalSender: record.sender,
     arrivalDate: new Date(record.receivedAt),
     messageId: record.id,
-    failures: failed.map((r) => ({
-      recipient: r.address,
-      status: enhancedStatus(r.response),
-      diagnostic: r.response ?? "delivery failed",
-      remoteMta: source.remoteMta,
-    })),
-    originalHeaders: await originalHeaders(spool, record.id),
+    failures,
+    originalHeaders: headerBlock(original.bytes),
+    fullMessage: full && original.whole ? original.bytes : undefined,
+    envid: record.envid,
+    willRetryUntil,
   });
   const writer = await spool.createMessage({
     kind: "bounce",
@@ -56,10 +93,15 @@ export async function storeBounce(
   return writer.id;
 }
 
-/** The header block of a queued message (at most MAX_HEADER_BLOCK bytes are read). */
-async function originalHeaders(spool: Spool, id: string): Promise<Uint8Array> {
+/** The first `limit` bytes of a queued message; `whole` when that is all of it. */
+async function readPrefix(
+  spool: Spool,
+  id: string,
+  limit: number,
+): Promise<{ bytes: Uint8Array; whole: boolean }> {
   const reader = (await spool.openMessage(id)).getReader();
-  const buffer = new Uint8Array(MAX_HEADER_BLOCK);
+  // One byte more than the limit tells a message of exactly `limit` bytes from a longer one.
+  const buffer = new Uint8Array(limit + 1);
   let used = 0;
   try {
     while (used < buffer.length) {
@@ -72,5 +114,5 @@ async function originalHeaders(spool: Spool, id: string): Promise<Uint8Array> {
   } finally {
     await reader.cancel().catch(() => {});
   }
-  return headerBlock(buffer.subarray(0, used));
+  return { bytes: buffer.subarray(0, Math.min(used, limit)), whole: used <= limit };
 }

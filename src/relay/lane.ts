@@ -9,7 +9,7 @@ import { messageStream, type OpenedMessage } from "../queue/message_reader.ts";
 import type { QueueRecord } from "../queue/record.ts";
 import { UnknownMessageError } from "../queue/spool.ts";
 import type { UpstreamSession } from "./upstream.ts";
-import { type RecipientResult, UpstreamError } from "./upstream_types.ts";
+import { type OutgoingMessage, type RecipientResult, UpstreamError } from "./upstream_types.ts";
 
 /** A connection idle longer than this is checked with RSET before the next message (ms). */
 const IDLE_CHECK_MS = 500;
@@ -104,10 +104,23 @@ async function retireStale(lane: Lane, messagesPerConnection: number): Promise<v
   }
 }
 
-function envelopeOf(record: QueueRecord, recipients: string[], opened: Loaded) {
+function envelopeOf(record: QueueRecord, recipients: string[], opened: Loaded): OutgoingMessage {
   // A small message was read whole with its header: it goes from memory.
   const whole = opened.head.length === record.size ? opened.head : undefined;
+  const byAddress = new Map(record.recipients.map((r) => [r.address, r]));
+  const asked = record.ret !== undefined || record.envid !== undefined ||
+    record.recipients.some((r) => r.notify || r.orcpt);
   return {
+    dsn: asked
+      ? {
+        ret: record.ret,
+        envid: record.envid,
+        recipients: recipients.map((a) => {
+          const r = byAddress.get(a);
+          return r && { notify: r.notify, orcpt: r.orcpt };
+        }),
+      }
+      : undefined,
     sender: record.sender,
     recipients,
     smtputf8: record.smtputf8,

@@ -6,6 +6,7 @@
 
 import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
+import { noticeOwed } from "./dsn_policy.ts";
 import type { RecipientResult } from "./upstream_types.ts";
 
 /** The record after an attempt, and what changed. */
@@ -37,11 +38,14 @@ export function applyResults(
     if (!result) return r;
     changes.push({ address: r.address, result });
     const base = { ...r, response: result.response, updatedAt: at };
+    const bounced = noticeOwed(record, r, result);
     switch (result.status) {
       case "delivered":
-        return { ...base, status: "delivered" };
+        return bounced === undefined
+          ? { ...base, status: "delivered" }
+          : { ...base, status: "delivered", bounced };
       case "failed":
-        return { ...base, status: "failed", bounced: false };
+        return { ...base, status: "failed", bounced: bounced ?? false };
       case "deferred":
         deferred++;
         return base;

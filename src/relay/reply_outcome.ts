@@ -18,9 +18,12 @@ export function replyCode(text: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** The enhanced status code in an upstream reply, e.g. "5.1.1"; 5.0.0 when none. */
-export function enhancedStatus(response: string | undefined): string {
+/**
+ * The enhanced status code of an upstream reply for a DSN, e.g. "5.1.1": a failure reports
+ * a permanent class (a 4xx that expired is 5.x.x), a delay warning a transient one.
+ */
+export function enhancedStatus(response: string | undefined, delayed = false): string {
   const m = /\b([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(response ?? "");
-  if (m && m[1] !== "2") return `${m[1] === "4" ? "5" : m[1]}.${m[2]}.${m[3]}`;
-  return "5.0.0";
+  const cls = delayed ? "4" : "5";
+  return m && m[1] !== "2" ? `${cls}.${m[2]}.${m[3]}` : `${cls}.0.0`;
 }

@@ -1,7 +1,7 @@
 /**
  * Recording what an attempt did: each recipient's outcome durably first, then
- * the bounce for those that failed, then removing the message once nothing is
- * left pending. The worker's schedule learns the result through a SettleHost.
+ * the DSNs owed (bounces, "relayed" notices, one delay warning), then removing the
+ * message once nothing is left pending. The worker's schedule learns the result through a SettleHost.
  */
 
 import type { Logger } from "../ops/log.ts";
@@ -9,7 +9,8 @@ import type { Metrics } from "../ops/metrics.ts";
 import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import type { RetryPolicy } from "../queue/schedule.ts";
 import { type Spool, UnknownMessageError } from "../queue/spool.ts";
-import { storeBounce } from "./bounce_queue.ts";
+import { type BounceSource, remoteMtaOf, storeBounce } from "./bounce_queue.ts";
+import { delayWarningDue } from "./dsn_policy.ts";
 import { applyResults } from "./outcome.ts";
 import type { RecipientResult } from "./upstream_types.ts";
 
@@ -59,12 +60,13 @@ export class Settler {
     opts: { attempted: boolean } = { attempted: true },
   ): Promise<void> {
     const { log, spool } = this.options;
-    const { updated, changes, deferred, delay, settled } = applyResults(
+    const { changes, deferred, delay, settled, ...outcome } = applyResults(
       record,
       results,
       attemptError,
       { now: new Date(), retry: this.options.retry, attempted: opts.attempted },
     );
+    let updated = outcome.updated;
     for (const { address, result } of changes) this.#logChange(record.id, address, result);
     if (deferred > 0) {
       log.info("deferred", {
@@ -82,6 +84,10 @@ export class Settler {
       return;
     }
     this.#noOverlay.delete(record.id);
+    // Queued before the record says so: a crash between repeats the warning, never loses it.
+    if (deferred > 0 && (await this.#warnOfDelay(updated))) {
+      updated = { ...updated, delayWarned: true };
+    }
     try {
       await spool.update(updated);
     } catch (e) {
@@ -98,13 +104,13 @@ export class Settler {
   }
 
   /**
-   * Queues the bounce for failed recipients not yet bounced (recorded after the
-   * bounce is on disk, so a crash between repeats it rather than loses it), and
+   * Queues the DSN owed for failed (and NOTIFY=SUCCESS delivered) recipients, recorded
+   * after the DSN is on disk, so a crash between repeats it rather than loses it; then
    * removes the message once no recipient is pending.
    */
   async finishIfDone(record: QueueRecord): Promise<boolean> {
     const { log, spool } = this.options;
-    const unbounced = record.recipients.filter((r) => r.status === "failed" && r.bounced === false);
+    const unbounced = record.recipients.filter((r) => r.bounced === false);
     if (unbounced.length > 0) {
       if (record.kind === "bounce" || record.sender === "") {
         log.warn("no bounce for a null sender: dropping failed recipients", {
@@ -117,9 +123,7 @@ export class Settler {
       }
       record = {
         ...record,
-        recipients: record.recipients.map((r) =>
-          r.status === "failed" ? { ...r, bounced: true } : r
-        ),
+        recipients: record.recipients.map((r) => r.bounced === false ? { ...r, bounced: true } : r),
       };
       this.#noOverlay.delete(record.id);
       try {
@@ -162,19 +166,40 @@ export class Settler {
     }
   }
 
-  async #queueBounce(record: QueueRecord, failed: RecipientRecord[]): Promise<void> {
-    const { spool, log, metrics, hostname } = this.options;
-    const id = await storeBounce(spool, record, failed, {
-      hostname,
-      remoteMta: this.options.upstreamName,
-    });
-    metrics.inc("bounces_total");
-    log.info("bounce queued", {
+  async #queueBounce(record: QueueRecord, owed: RecipientRecord[]): Promise<void> {
+    const { spool, log, metrics } = this.options;
+    const id = await storeBounce(spool, record, owed, this.#source());
+    const failed = owed.filter((r) => r.status === "failed").length;
+    if (failed > 0) metrics.inc("bounces_total");
+    log.info(failed > 0 ? "bounce queued" : "relayed notice queued", {
       id,
       for: record.id,
       to: `<${record.sender}>`,
-      rcpts: failed.length,
+      rcpts: owed.length,
     });
     this.host.added(id);
+  }
+
+  /** Who the DSNs say reported: this host, and the upstream's host. */
+  #source(): BounceSource {
+    return { hostname: this.options.hostname, remoteMta: remoteMtaOf(this.options.upstreamName) };
+  }
+
+  /** Queues the one delay warning (RFC 3464 "delayed") when it is due; true if it was. */
+  async #warnOfDelay(record: QueueRecord): Promise<boolean> {
+    const { spool, log, metrics, retry } = this.options;
+    const pending = delayWarningDue(record, retry.delayWarningMs ?? 0, Date.now());
+    if (pending.length === 0) return false;
+    const giveUp = new Date(Date.parse(record.receivedAt) + retry.lifetimeMs);
+    const id = await storeBounce(spool, record, pending, this.#source(), giveUp);
+    metrics.inc("delay_warnings_total");
+    log.info("delay warning queued", {
+      id,
+      for: record.id,
+      to: `<${record.sender}>`,
+      rcpts: pending.length,
+    });
+    this.host.added(id);
+    return true;
   }
 }

@@ -34,6 +34,7 @@ import {
   UpstreamError,
   type UpstreamOptions,
 } from "./upstream_types.ts";
+import { type ExtraParams, extraParams, withExtraParams } from "./envelope_params.ts";
 
 const DEFAULT_CONNECT_TIMEOUT = 30_000;
 const DEFAULT_SOCKET_TIMEOUT = 5 * 60_000;
@@ -57,7 +58,8 @@ export class UpstreamSession {
   #dirty = false;
   /** A send is under way: the socket may be in the middle of DATA. */
   #sending = false;
-  #forceSmtpUtf8 = false;
+  /** Parameters added to the MAIL FROM and RCPT TO lines of the message being sent. */
+  #extra: ExtraParams | undefined;
 
   private constructor(conn: SMTPConnection, raw: DenoSocket, secrets: string[]) {
     this.#conn = conn;
@@ -199,7 +201,10 @@ export class UpstreamSession {
     this.#sent++;
     this.#dirty = true;
     this.#sending = true;
-    this.#forceSmtpUtf8 = needsUtf8;
+    const extensions = this.#extensions();
+    this.#extra = extraParams(msg, extensions, needsUtf8);
+    // The upstream takes over DSN duty for what it accepts (RFC 3461 §4.1).
+    const dsnForwarded = msg.dsn !== undefined && extensions.includes("DSN");
     try {
       const info = await this.#op<SMTPConnection.SentMessageInfo>((done) =>
         this.#conn.send(
@@ -227,6 +232,7 @@ export class UpstreamSession {
           status: "delivered",
           code: replyCode(response) ?? 250,
           response,
+          ...(dsnForwarded ? { dsnForwarded } : {}),
         };
       });
     } catch (e) {
@@ -234,7 +240,7 @@ export class UpstreamSession {
       return await this.#sendFailure(msg, asNmError(e));
     } finally {
       this.#sending = false;
-      this.#forceSmtpUtf8 = false;
+      this.#extra = undefined;
     }
   }
 
@@ -309,28 +315,23 @@ export class UpstreamSession {
     clearTimeout(timer);
   }
 
-  /** Permanent listeners, and the SMTPUTF8 hook on MAIL FROM. */
+  /** Permanent listeners, and the hook that adds parameters to MAIL FROM and RCPT TO. */
   #install(): void {
     // Without an 'error' listener an EventEmitter error would crash the process.
     this.#conn.on("error", () => {});
     this.#conn.on("end", () => {
       this.#closed = true;
     });
-    // nodemailer adds SMTPUTF8 only for non-ASCII addresses; a message with UTF-8 headers and
-    // ASCII addresses needs it too (RFC 6531), so append it to MAIL FROM ourselves.
+    // nodemailer adds SMTPUTF8 only for non-ASCII addresses (a message with UTF-8 headers needs
+    // it too, RFC 6531) and DSN parameters only per message, not per recipient: add them here.
     const internals = this.#conn as unknown as Internals;
     const original = internals._sendCommand;
     if (typeof original !== "function" || !Array.isArray(internals._supportedExtensions)) {
       throw new Error("nodemailer SMTPConnection internals changed (_sendCommand/extensions)");
     }
     internals._sendCommand = (str: unknown, logStr?: unknown) => {
-      let line = str;
-      if (
-        this.#forceSmtpUtf8 && typeof line === "string" && /^MAIL FROM:/i.test(line) &&
-        !/ SMTPUTF8(\s|$)/i.test(line)
-      ) {
-        line += " SMTPUTF8";
-      }
+      const extra = this.#extra;
+      const line = extra && typeof str === "string" ? withExtraParams(str, extra) : str;
       return original.call(this.#conn, line, logStr);
     };
   }

@@ -2,6 +2,7 @@
  * The contract between the delivery worker and the upstream client: credentials and
  * connection settings, the message as sent, and each recipient's result.
  */
+import type { MessageDsn, RecipientDsn } from "../smtp/dsn.ts";
 import type { UpstreamConfig } from "../upstream_url.ts";
 
 /** Credentials for the smarthost: a password (PLAIN/LOGIN) or an OAuth2 refresh token. */
@@ -53,6 +54,8 @@ export interface OutgoingMessage {
   open(): Promise<ReadableStream<Uint8Array>> | ReadableStream<Uint8Array>;
   /** The whole message, when it is already in memory (small messages): `open` is not called. */
   bytes?: Uint8Array;
+  /** The client's DSN requests (RFC 3461); `recipients` in the order of `recipients`. */
+  dsn?: MessageDsn & { recipients: (RecipientDsn | undefined)[] };
 }
 
 /** Outcome of one recipient: delivered (2xx), deferred (4xx, retry) or failed (5xx, bounce). */
@@ -68,6 +71,8 @@ export interface RecipientResult {
    * message: the worker pauses the queue as for a failed login.
    */
   sessionLevel?: boolean;
+  /** Delivered to an upstream that offers DSN, with the client's DSN requests passed on. */
+  dsnForwarded?: boolean;
 }
 
 /**

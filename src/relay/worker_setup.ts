@@ -33,6 +33,7 @@ export async function createDeliveryWorker(
       minMs: config.retryMin * 1000,
       maxMs: config.retryMax * 1000,
       lifetimeMs: config.maxQueueLifetime * 1000,
+      delayWarningMs: config.delayWarning * 1000,
     },
   };
   if (!config.upstream) return new DeliveryWorker({ ...common, upstreamName: "none (hold mode)" });

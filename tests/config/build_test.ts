@@ -42,6 +42,7 @@ Deno.test("defaults", async () => {
     retryMin: 60,
     retryMax: 3600,
     maxQueueLifetime: 5 * 86400,
+    delayWarning: 4 * 3600,
     upstreamTimeout: 60,
     logFormat: "text",
     metricsListen: undefined,

@@ -206,3 +206,69 @@ Deno.test("headerBlock: capped at 64 KiB, cut after a CRLF", () => {
   strictEqual(block[block.length - 2], 13);
   strictEqual(block[block.length - 1], 10);
 });
+
+Deno.test("bounce: ENVID and ORCPT are reported (RFC 3464 §2.2.1, §2.3.1)", () => {
+  const text = dec.decode(buildBounce(input({
+    envid: "QQ314159",
+    failures: [{
+      recipient: "nouser@example.net",
+      status: "5.1.1",
+      diagnostic: "550 5.1.1 user unknown",
+      orcpt: { type: "rfc822", address: "Alias@Example.net" },
+    }],
+  })));
+  ok(text.includes("\r\nOriginal-Envelope-Id: QQ314159\r\nReporting-MTA: dns; relay.example.org"));
+  ok(
+    text.includes(
+      "\r\nOriginal-Recipient: rfc822;Alias@Example.net\r\nFinal-Recipient: rfc822; nouser@example.net\r\n",
+    ),
+  );
+});
+
+Deno.test("bounce: a delay warning says when Carrier gives up", () => {
+  const until = new Date(Date.UTC(2026, 0, 7, 3, 4, 5));
+  const text = dec.decode(buildBounce(input({
+    willRetryUntil: until,
+    failures: [{
+      recipient: "slow@example.net",
+      status: "4.4.1",
+      diagnostic: "451 later",
+      action: "delayed",
+    }],
+  })));
+  ok(text.includes("Subject: Delayed Mail (still being retried)\r\n"));
+  ok(text.includes("Action: delayed\r\nStatus: 4.4.1\r\n"));
+  ok(text.includes("Will-Retry-Until: Wed, 07 Jan 2026 03:04:05 +0000\r\n"));
+  ok(text.includes("It will give up on Wed, 07 Jan 2026 03:04:05 +0000."));
+});
+
+Deno.test("bounce: a relayed notice (NOTIFY=SUCCESS) has action relayed and status 2.0.0", () => {
+  const text = dec.decode(buildBounce(input({
+    failures: [{
+      recipient: "ok@example.net",
+      status: "2.0.0",
+      diagnostic: "250 ok",
+      action: "relayed",
+    }],
+  })));
+  ok(text.includes("Subject: Successful Mail Relay Report\r\n"));
+  ok(text.includes("Action: relayed\r\nStatus: 2.0.0\r\n"));
+  ok(text.includes("Content-Description: Message Headers\r\nContent-Type: text/rfc822-headers"));
+});
+
+Deno.test("bounce: RET=FULL attaches the whole message as message/rfc822, byte-exact", () => {
+  const message = enc.encode("From: a@example.com\r\nSubject: hi\r\n\r\nthe body\r\n");
+  const bytes = buildBounce(input({ originalHeaders: headerBlock(message), fullMessage: message }));
+  const { parts } = parse(bytes);
+  strictEqual(parts.length, 3);
+  ok(parts[2].headers.includes("Content-Type: message/rfc822"));
+  ok(indexOf(bytes, message) > 0, "the message is attached whole");
+  ok(new TextDecoder().decode(bytes).includes("It is attached below."));
+});
+
+Deno.test("bounce: RET=FULL with 8-bit headers attaches message/global", () => {
+  const message = concatBytes([HEADERS, enc.encode("\r\nbody\r\n")]);
+  const { parts } = parse(buildBounce(input({ fullMessage: message })));
+  ok(parts[2].headers.includes("Content-Type: message/global"));
+  ok(parts[2].headers.includes("Content-Transfer-Encoding: 8bit"));
+});

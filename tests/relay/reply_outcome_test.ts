@@ -7,3 +7,9 @@ Deno.test("enhancedStatus: the reply's code, a 4.x.x made permanent, 5.0.0 when 
   strictEqual(enhancedStatus("554 rejected"), "5.0.0");
   strictEqual(enhancedStatus(undefined), "5.0.0");
 });
+
+Deno.test("enhancedStatus: a delay warning keeps the transient class", () => {
+  strictEqual(enhancedStatus("450 4.2.1 mailbox busy", true), "4.2.1");
+  strictEqual(enhancedStatus("421 try later", true), "4.0.0");
+  strictEqual(enhancedStatus(undefined, true), "4.0.0");
+});

@@ -17,6 +17,12 @@ export interface ReceivedMail {
   bodyType: string;
   /** The session was encrypted (STARTTLS or implicit TLS) when the message arrived. */
   secure: boolean;
+  /** DSN parameters as received (only when the smarthost offers DSN): RET, ENVID, per RCPT. */
+  dsn?: {
+    ret?: string;
+    envid?: string;
+    recipients: { notify?: string[]; orcpt?: string }[];
+  };
 }
 
 /** Failure switches, changeable at any time with `setBehavior`. */
@@ -66,6 +72,8 @@ export interface SmarthostOptions {
   hideSmtputf8?: boolean;
   /** Do not advertise PIPELINING. */
   hidePipelining?: boolean;
+  /** Advertise DSN (RFC 3461) and record its parameters in `ReceivedMail.dsn`. */
+  dsn?: boolean;
   /** Listen on this port (default: any free port). */
   port?: number;
 }
@@ -76,6 +84,23 @@ function smtpError(code: number, message: string): SmtpError {
   const err: SmtpError = new Error(message);
   err.responseCode = code;
   return err;
+}
+
+type DsnEnvelope = {
+  dsn?: { ret?: string | null; envid?: string | null };
+  rcptTo: { dsn?: { notify?: string[]; orcpt?: string | null } }[];
+};
+
+/** The DSN parameters smtp-server parsed, with nulls and empty lists left out. */
+function dsnOf(env: DsnEnvelope): NonNullable<ReceivedMail["dsn"]> {
+  return {
+    ...(env.dsn?.ret ? { ret: env.dsn.ret } : {}),
+    ...(env.dsn?.envid ? { envid: env.dsn.envid } : {}),
+    recipients: env.rcptTo.map((r) => ({
+      ...(r.dsn?.notify?.length ? { notify: r.dsn.notify } : {}),
+      ...(r.dsn?.orcpt ? { orcpt: r.dsn.orcpt } : {}),
+    })),
+  };
 }
 
 function userOf(session: { user?: unknown }): string | undefined {
@@ -143,6 +168,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     allowInsecureAuth: opts.starttls === false,
     hideSMTPUTF8: opts.hideSmtputf8 ?? false,
     hidePIPELINING: opts.hidePipelining ?? false,
+    hideDSN: !opts.dsn,
     hideENHANCEDSTATUSCODES: false,
     size: 10 * 1024 * 1024,
     closeTimeout: 1000,
@@ -221,6 +247,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
           smtputf8: env.smtpUtf8 === true,
           bodyType: env.bodyType ?? "7bit",
           secure: session.secure,
+          ...(opts.dsn ? { dsn: dsnOf(env) } : {}),
         });
         for (const w of [...waiters]) w();
         callback(null, `Ok: queued as ${received.length}`);
