@@ -6,7 +6,7 @@
 
 import { buildConfig } from "./config/build.ts";
 import { ConfigError } from "./config/error.ts";
-import { configFlags, parseFlags } from "./config/flags.ts";
+import { COMMAND_OPTIONS, configFlags, parseFlags } from "./config/flags.ts";
 import type { Config } from "./config/schema.ts";
 import { runQueueCommand } from "./queue/queue_command.ts";
 import { runServe } from "./serve.ts";
@@ -85,10 +85,7 @@ export async function main(args: string[]): Promise<number> {
     if (!["serve", "queue", "users", "check-config"].includes(command)) {
       throw new ConfigError(`unknown command "${command}" (try --help)`);
     }
-    const { values, positionals } = parseFlags(rest, {
-      json: { type: "boolean" },
-      help: { type: "boolean" },
-    }, `carrier ${command}`);
+    const { values, positionals } = parseFlags(rest, COMMAND_OPTIONS, `carrier ${command}`);
     if (values.help) {
       console.log(USAGE);
       return 0;
@@ -101,7 +98,10 @@ export async function main(args: string[]): Promise<number> {
         }
         return await runServe(config);
       case "queue":
-        return await runQueueCommand(config, positionals, { json: values.json === true });
+        return await runQueueCommand(config, positionals, {
+          json: values.json === true,
+          all: values.all === true,
+        });
       case "users":
         return await runUsersCommand(config, positionals);
       case "check-config":

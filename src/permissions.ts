@@ -6,7 +6,7 @@
 
 import { dirname, resolve } from "node:path";
 import { buildConfig, ENV_VARS } from "./config/build.ts";
-import { configFlags, parseFlags } from "./config/flags.ts";
+import { COMMAND_OPTIONS, configFlags, parseFlags } from "./config/flags.ts";
 import type { Config } from "./config/schema.ts";
 import { formatAddress } from "./config/units.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
@@ -102,7 +102,7 @@ export async function runArguments(
   }
   let config: Config;
   try {
-    const { values } = parseFlags(rest, { json: { type: "boolean" }, help: { type: "boolean" } });
+    const { values } = parseFlags(rest, COMMAND_OPTIONS);
     try {
       config = await buildConfig(configFlags(values), env, () => "localhost");
     } catch {

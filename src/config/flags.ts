@@ -48,6 +48,13 @@ export const CONFIG_OPTIONS = {
   "metrics-listen": { type: "string" },
 } as const;
 
+/** Flags of the commands themselves, beside the config flags (queue --json, hold --all). */
+export const COMMAND_OPTIONS = {
+  json: { type: "boolean" },
+  all: { type: "boolean" },
+  help: { type: "boolean" },
+} as const;
+
 /** Parsed values of the config flags, by flag name. */
 export type FlagValues = Partial<Record<keyof typeof CONFIG_OPTIONS, string | string[] | boolean>>;
 

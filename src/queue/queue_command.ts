@@ -1,7 +1,7 @@
 /**
- * `carrier queue list|show|flush|delete`: the operator's view of the spool, for
- * people by default and as JSON with --json. Works whether or not a server runs:
- * it only reads and atomically rewrites records, like the server does.
+ * `carrier queue list|show|summary|flush|delete|hold|release|requeue`: the operator's view
+ * of the spool, for people by default and as JSON with --json. Works whether or not a
+ * server runs: it only reads records, and changes go through the server when one runs.
  */
 
 import { join } from "node:path";
@@ -9,13 +9,16 @@ import { ConfigError } from "../config/error.ts";
 import type { Config } from "../config/schema.ts";
 import type { QueueRecord } from "./record.ts";
 import { messageStream } from "./message_reader.ts";
-import { pathExists, Spool, UnknownMessageError } from "./spool.ts";
+import { Spool, UnknownMessageError } from "./spool.ts";
+import { operatorAction } from "./queue_actions.ts";
+import { pausedUntil, renderSummary, summarize } from "./queue_summary.ts";
+import { readServerState, type ServerState } from "./server_state.ts";
 
 /** Runs a queue subcommand; returns the exit code. */
 export async function runQueueCommand(
   config: Config,
   args: string[],
-  opts: { json: boolean },
+  opts: { json: boolean; all?: boolean },
 ): Promise<number> {
   const [sub, ...rest] = args;
   const spool = await openExisting(config.spool);
@@ -31,11 +34,18 @@ export async function runQueueCommand(
       case "flush":
         expectArgs(rest, 0, "queue flush");
         return await flush(spool, opts.json);
+      case "summary":
+        expectArgs(rest, 0, "queue summary");
+        return await summary(spool, opts.json);
       case "delete":
-        if (rest.length === 0) throw new ConfigError("queue delete: give at least one message id");
-        return await remove(spool, rest, opts.json);
+      case "hold":
+      case "release":
+      case "requeue":
+        return await operatorAction(spool, sub, await targets(spool, sub, rest, opts), opts.json);
       default:
-        throw new ConfigError(`queue: unknown subcommand "${sub}" (list, show, flush, delete)`);
+        throw new ConfigError(
+          `queue: unknown subcommand "${sub}" (list, show, summary, flush, delete, hold, release, requeue)`,
+        );
     }
   } catch (e) {
     if (e instanceof UnknownMessageError) {
@@ -44,6 +54,26 @@ export async function runQueueCommand(
     }
     throw e;
   }
+}
+
+/** The ids an action names, or every queued message with --all (hold and release). */
+async function targets(
+  spool: Spool,
+  action: string,
+  ids: string[],
+  opts: { all?: boolean },
+): Promise<string[]> {
+  if (opts.all && (action === "hold" || action === "release")) {
+    if (ids.length > 0) throw new ConfigError(`queue ${action}: give ids or --all, not both`);
+    const { records } = await spool.list();
+    return records.filter((r) => (action === "hold") !== (r.held === true)).map((r) => r.id);
+  }
+  if (opts.all) throw new ConfigError(`queue ${action}: --all is for hold and release only`);
+  if (ids.length === 0) {
+    const all = action === "hold" || action === "release" ? " (or --all)" : "";
+    throw new ConfigError(`queue ${action}: give at least one message id${all}`);
+  }
+  return ids;
 }
 
 function expectArgs(args: string[], n: number, usage: string): void {
@@ -87,19 +117,16 @@ async function list(spool: Spool, json: boolean): Promise<number> {
     return problems.length > 0 ? 1 : 0;
   }
   const now = Date.now();
+  const server = await readServerState(spool.dir);
   if (records.length === 0) console.log("queue is empty");
   for (const r of records) {
-    const pending = r.recipients.filter((x) => x.status === "pending").length;
-    const next = pending === 0
-      ? "-"
-      : Date.parse(r.nextAttemptAt) <= now
-      ? "now"
-      : `in ${shortDuration(Date.parse(r.nextAttemptAt) - now)}`;
     console.log(
       `${r.id}  ${r.kind === "bounce" ? "bounce  " : ""}age ${
         shortDuration(now - Date.parse(r.receivedAt))
       }  ` +
-        `${r.size} bytes  from <${r.sender}>  attempts ${r.attempts}  next ${next}`,
+        `${r.size} bytes  from <${r.sender}>  attempts ${r.attempts}  next ${
+          nextAttempt(r, server, now)
+        }`,
     );
     for (const line of describeRecipients(r)) console.log(line);
     if (r.lastError) console.log(`    last error: ${r.lastError}`);
@@ -108,6 +135,29 @@ async function list(spool: Spool, json: boolean): Promise<number> {
     console.log(`${records.length} message${records.length === 1 ? "" : "s"}`);
   }
   for (const p of problems) console.error(`carrier: ${p}`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+/** When, or why not, a message will be tried: the `next` column of `queue list`. */
+function nextAttempt(r: QueueRecord, server: ServerState | undefined, now: number): string {
+  if (!r.recipients.some((x) => x.status === "pending")) return "- (reports being queued)";
+  if (r.held) return `held (carrier queue release ${r.id})`;
+  if (server?.mode === "hold") return "never: hold mode (the server has no upstream)";
+  const at = Date.parse(r.nextAttemptAt);
+  const until = pausedUntil(server, now);
+  if (until && at <= Date.parse(until)) {
+    const error = server?.pauseError ? `: ${server.pauseError}` : "";
+    return `after the upstream pause, in ${shortDuration(Date.parse(until) - now)}${error}`;
+  }
+  const when = at <= now ? "now" : `in ${shortDuration(at - now)}`;
+  return server ? when : `${when} (no server running)`;
+}
+
+async function summary(spool: Spool, json: boolean): Promise<number> {
+  const { records, problems } = await spool.list();
+  const s = summarize(records, await readServerState(spool.dir), Date.now());
+  console.log(json ? JSON.stringify({ ...s, problems }, null, 2) : renderSummary(s));
+  for (const p of problems) if (!json) console.error(`carrier: ${p}`);
   return problems.length > 0 ? 1 : 0;
 }
 
@@ -129,7 +179,8 @@ async function show(spool: Spool, id: string, json: boolean): Promise<number> {
   console.log(
     `size:        ${record.size} bytes${record.smtputf8 ? ", SMTPUTF8" : ""}, ${record.body}`,
   );
-  console.log(`attempts:    ${record.attempts}, next ${record.nextAttemptAt}`);
+  const next = nextAttempt(record, await readServerState(spool.dir), Date.now());
+  console.log(`attempts:    ${record.attempts}, next ${next} (${record.nextAttemptAt})`);
   if (record.lastError) console.log(`last error:  ${record.lastError}`);
   console.log("recipients:");
   for (const line of describeRecipients(record)) console.log(line);
@@ -152,42 +203,4 @@ async function flush(spool: Spool, json: boolean): Promise<number> {
     );
   }
   return 0;
-}
-
-async function remove(spool: Spool, ids: string[], json: boolean): Promise<number> {
-  for (const id of ids) await spool.read(id); // every id must exist before anything is removed
-  const lock = await spool.tryLock();
-  if (lock) {
-    // No server owns the spool: remove directly.
-    try {
-      for (const id of ids) await spool.remove(id);
-    } finally {
-      lock.close();
-    }
-    report(ids, [], json);
-    return 0;
-  }
-  // A server runs and may be delivering one of them: it applies the request after
-  // that attempt, so nothing races its records. Wait a little for it to happen.
-  for (const id of ids) await spool.requests.askDelete(id);
-  const pending = new Set(ids);
-  for (let i = 0; i < 50 && pending.size > 0; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    for (const id of [...pending]) {
-      if (!(await pathExists(spool.messagePath(id)))) pending.delete(id);
-    }
-  }
-  report(ids.filter((id) => !pending.has(id)), [...pending], json);
-  return 0;
-}
-
-function report(deleted: string[], requested: string[], json: boolean): void {
-  if (json) {
-    console.log(JSON.stringify({ deleted, requested }));
-    return;
-  }
-  for (const id of deleted) console.log(`deleted ${id}`);
-  for (const id of requested) {
-    console.log(`delete of ${id} requested: the server removes it when its delivery attempt ends`);
-  }
 }

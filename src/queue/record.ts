@@ -56,6 +56,10 @@ export interface QueueRecord {
   envid?: string;
   /** True once the delay warning was queued (it is sent once per message). */
   delayWarned?: boolean;
+  /** Put on hold by `carrier queue hold`: never tried (nor expired) until released. */
+  held?: boolean;
+  /** `attempts` when the operator last requeued it: the backoff counts from there. */
+  backoffFrom?: number;
 }
 
 /** The envelope facts a new record is made from; the delivery state starts fresh. */
@@ -152,6 +156,8 @@ export function validateRecord(value: unknown, source: string): QueueRecord {
   if (typeof r.helo !== "string") fail("helo");
   if (typeof r.protocol !== "string") fail("protocol");
   if (r.ret !== undefined && r.ret !== "FULL" && r.ret !== "HDRS") fail("ret");
+  if (r.held !== undefined && typeof r.held !== "boolean") fail("held");
+  if (r.backoffFrom !== undefined && typeof r.backoffFrom !== "number") fail("backoffFrom");
   if (typeof r.nextAttemptAt !== "string" || Number.isNaN(Date.parse(r.nextAttemptAt))) {
     fail("nextAttemptAt");
   }

@@ -52,7 +52,7 @@ export function applyResults(
     }
   });
   const attempts = record.attempts + (opts.attempted ? 1 : 0);
-  const delay = retryDelayMs(opts.retry, attempts);
+  const delay = retryDelayMs(opts.retry, attempts - (record.backoffFrom ?? 0));
   const firstDeferred = results.find((r) => r.status === "deferred");
   const updated: QueueRecord = {
     ...record,

@@ -13,10 +13,14 @@ export interface QueueCounts {
   oldestAt: number | undefined;
 }
 
-/** Counts scheduled and in-flight messages (in flight counts as due); all held in hold mode. */
+/**
+ * Counts scheduled, in-flight (as due) and operator-held messages; in hold mode everything
+ * scheduled counts as held too.
+ */
 export function queueCounts(
   schedule: DueQueue,
   inFlight: Iterable<string>,
+  held: Iterable<string>,
   holding: boolean,
   now: number,
 ): QueueCounts {
@@ -31,5 +35,6 @@ export function queueCounts(
     seen(id, holding ? "held" : at <= now ? "due" : "deferred");
   }
   for (const id of inFlight) seen(id, "due");
+  for (const id of held) seen(id, "held");
   return { depth, oldestAt };
 }

@@ -11,8 +11,15 @@ export class UpstreamPause {
   #until = 0;
   #failures = 0;
   #failingSince = 0;
+  #error: string | undefined;
 
-  constructor(readonly retry: RetryPolicy) {}
+  /** `onChange` hears of each failure and of the end of a pause. */
+  constructor(readonly retry: RetryPolicy, readonly onChange: () => void = () => {}) {}
+
+  /** The failure that began the current pause, while paused. */
+  get error(): string | undefined {
+    return this.#until === 0 ? undefined : this.#error;
+  }
 
   /** Outages in a row (0 while the upstream works): while failing, one lane probes it. */
   get failures(): number {
@@ -35,18 +42,22 @@ export class UpstreamPause {
   }
 
   /** Records a failure; returns the pause (ms). Lanes failing together count once. */
-  failed(now = Date.now()): number {
+  failed(now = Date.now(), error?: string): number {
     if (now >= this.#until) this.#failures++;
     if (this.#failingSince === 0) this.#failingSince = now;
     const pause = retryDelayMs(this.retry, this.#failures);
     this.#until = Math.max(this.#until, now + pause);
+    this.#error = error;
+    this.onChange();
     return pause;
   }
 
   /** Ends the pause: the upstream took a connection, or the operator asked for a flush. */
   recovered(): void {
+    const changed = this.#until !== 0 || this.#failures !== 0;
     this.#failures = 0;
     this.#until = 0;
     this.#failingSince = 0;
+    if (changed) this.onChange();
   }
 }

@@ -9,11 +9,13 @@ import { settlesWithin } from "../deadline.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { QueueRecord } from "../queue/record.ts";
-import { expired, type RetryPolicy } from "../queue/schedule.ts";
-import { type Spool, UnknownMessageError } from "../queue/spool.ts";
+import type { RetryPolicy } from "../queue/schedule.ts";
+import type { Spool } from "../queue/spool.ts";
 import { FreshCache } from "./fresh_cache.ts";
-import { expiryResults } from "./outcome.ts";
-import { type Lane, type Loaded, transact } from "./lane.ts";
+import { type AttemptContext, attemptMessage } from "./attempt.ts";
+import type { Lane } from "./lane.ts";
+import { OperatorDesk } from "./operator_desk.ts";
+import { ServerStateWriter } from "../queue/server_state.ts";
 import { Settler } from "./settle.ts";
 import { UpstreamPause } from "./upstream_pause.ts";
 import { DueQueue } from "./due_queue.ts";
@@ -53,7 +55,12 @@ export class DeliveryWorker {
   #fresh = new FreshCache();
   /** Records outcomes, queues bounces and removes finished messages. */
   #settler: Settler;
-  #deleteAfterAttempt = new Set<string>();
+  /** Messages put on hold by the operator: kept, never tried. */
+  #held = new Set<string>();
+  /** Carries out `carrier queue delete|hold|release|requeue`. */
+  #desk: OperatorDesk;
+  #attemptContext: AttemptContext;
+  #state: ServerStateWriter;
   /** Ids changed while a scan reads the spool: the scan's older view must not override them. */
   #touched = new Set<string>();
   #lastScan = 0;
@@ -70,7 +77,8 @@ export class DeliveryWorker {
   #scanning: Promise<void> | undefined;
 
   constructor(readonly options: WorkerOptions) {
-    this.#pause = new UpstreamPause(options.retry);
+    this.#state = new ServerStateWriter(options.spool.dir, options.log);
+    this.#pause = new UpstreamPause(options.retry, () => this.#publish());
     this.#settler = new Settler(options, {
       reschedule: (id, at) => {
         this.#touched.add(id);
@@ -89,6 +97,30 @@ export class DeliveryWorker {
         this.options.metrics.set("queue_messages", this.queueSize - inFlight);
       },
     });
+    this.#attemptContext = {
+      options,
+      fresh: this.#fresh,
+      settler: this.#settler,
+      schedule: this.#schedule,
+      pause: this.#pause,
+      kick: () => this.#kick(),
+    };
+    this.#desk = new OperatorDesk(options, {
+      inFlight: (id) => this.#inFlight.has(id),
+      forget: (id) => {
+        this.#touched.add(id);
+        this.#schedule.delete(id);
+        this.#held.delete(id);
+        this.#fresh.take(id);
+        this.#settler.forget(id);
+      },
+      held: (id) => this.#held.add(id),
+      schedule: (id, at, { endPause }) => {
+        this.#schedule.set(id, at);
+        if (endPause) this.#pause.recovered();
+        this.#kick();
+      },
+    });
   }
 
   get #holding(): boolean {
@@ -97,12 +129,12 @@ export class DeliveryWorker {
 
   /** Messages known to the worker (queued and not yet finished). */
   get queueSize(): number {
-    return this.#schedule.size + this.#inFlight.size;
+    return this.#schedule.size + this.#inFlight.size + this.#held.size;
   }
 
   /** Queue depth by state and the oldest message, from the schedule in memory. */
   queueCounts(now: number): QueueCounts {
-    return queueCounts(this.#schedule, this.#inFlight, this.#holding, now);
+    return queueCounts(this.#schedule, this.#inFlight, this.#held, this.#holding, now);
   }
 
   /** The upstream's pause state, for metrics and /readyz. */
@@ -118,8 +150,9 @@ export class DeliveryWorker {
   /** Scans the spool (messages survive restarts) and begins delivering. */
   async start(): Promise<void> {
     this.#running = true;
-    // Delete requests left from before a restart are applied before anything is sent.
-    await this.#applyDeleteRequests();
+    await this.#publish();
+    // Requests left from before a restart are applied before anything is sent.
+    await this.#desk.applyPending();
     // In hold mode a flush request is left in place for a server with an upstream.
     await this.#scan(this.#holding ? false : await this.options.spool.requests.takeFlush());
     this.#poller = setInterval(() => {
@@ -171,12 +204,22 @@ export class DeliveryWorker {
     await this.#polling;
     await this.#scanning;
     this.#running = false;
+    await this.#state.close();
+  }
+
+  /** Tells `carrier queue list` why mail waits: hold mode, or the upstream's pause. */
+  #publish(): Promise<void> {
+    const { until, error } = this.#pause;
+    return this.#state.publish({
+      mode: this.#holding ? "hold" : "relay",
+      ...(until > 0 ? { pausedUntil: new Date(until).toISOString(), pauseError: error } : {}),
+    });
   }
 
   async #poll(): Promise<void> {
     if (this.#stopping || this.#scanning) return;
     const { log, spool } = this.options;
-    await this.#applyDeleteRequests();
+    await this.#desk.applyPending();
     // Once stopping, a flush request is left in place for the next start.
     if (!this.#holding && !this.#stopping && await spool.requests.takeFlush()) {
       log.info("flush requested: trying every queued message now");
@@ -187,34 +230,6 @@ export class DeliveryWorker {
       await this.#scan(false);
       this.#kick();
     }
-  }
-
-  async #applyDeleteRequests(): Promise<void> {
-    try {
-      for (const id of await this.options.spool.requests.deletes()) {
-        if (this.#inFlight.has(id)) this.#deleteAfterAttempt.add(id);
-        else await this.#deleteByOperator(id);
-      }
-    } catch (e) {
-      this.options.log.error("delete requests failed", { error: errorMessage(e) });
-    }
-  }
-
-  /** `queue delete` while the server runs: applied here, never in the middle of an attempt. */
-  async #deleteByOperator(id: string): Promise<void> {
-    this.#deleteAfterAttempt.delete(id);
-    this.#touched.add(id);
-    this.#schedule.delete(id);
-    this.#fresh.take(id);
-    this.#settler.forget(id);
-    try {
-      await this.options.spool.remove(id);
-      this.options.log.info("deleted by operator", { id });
-    } catch (e) {
-      if (!(e instanceof UnknownMessageError)) throw e;
-    }
-    // Cleared only now: a crash before this point leaves the request to be applied again.
-    await this.options.spool.requests.clearDelete(id);
   }
 
   /** Loads every record; with `flush`, everything pending is due now. */
@@ -231,9 +246,15 @@ export class DeliveryWorker {
           this.#fresh.take(id);
         }
       }
+      for (const id of [...this.#held]) {
+        if (!found.has(id) && !this.#touched.has(id)) this.#held.delete(id);
+      }
       for (const r of records) {
         if (this.#inFlight.has(r.id) || (this.#touched.has(r.id) && !flush)) continue;
-        this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
+        if (r.held) {
+          this.#schedule.delete(r.id);
+          this.#held.add(r.id);
+        } else this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
       }
       if (flush) this.#pause.recovered();
       this.#lastScan = now;
@@ -304,7 +325,7 @@ export class DeliveryWorker {
         id = this.#takeDue() ?? await this.#linger(lane)
       ) {
         try {
-          await this.#attempt(lane, id);
+          await attemptMessage(this.#attemptContext, lane, id);
         } catch (e) {
           this.options.log.error("delivery attempt failed unexpectedly", {
             id,
@@ -313,11 +334,7 @@ export class DeliveryWorker {
           this.#schedule.set(id, Date.now() + this.options.retry.minMs);
         } finally {
           this.#inFlight.delete(id);
-          if (this.#deleteAfterAttempt.has(id)) {
-            await this.#deleteByOperator(id).catch((e) =>
-              this.options.log.error("delete failed", { id, error: errorMessage(e) })
-            );
-          }
+          await this.#desk.attemptEnded(id);
         }
       }
     } finally {
@@ -343,80 +360,5 @@ export class DeliveryWorker {
       this.#lingering.add(wake);
     });
     return this.#takeDue();
-  }
-
-  /** One delivery attempt of one message on the lane's connection. */
-  async #attempt(lane: Lane, id: string): Promise<void> {
-    const { spool } = this.options;
-    const fresh = this.#fresh.take(id);
-    let opened: Loaded;
-    try {
-      opened = fresh?.bytes
-        ? { record: fresh.record, head: fresh.bytes }
-        : await spool.open(id, fresh?.record);
-    } catch (e) {
-      if (e instanceof UnknownMessageError) {
-        this.#schedule.delete(id); // deleted by `queue delete`
-        return;
-      }
-      throw e;
-    }
-    try {
-      await this.#attemptOpened(lane, opened);
-    } finally {
-      try {
-        opened.file?.close();
-      } catch { /* closed by its stream */ }
-    }
-  }
-
-  async #attemptOpened(lane: Lane, opened: Loaded): Promise<void> {
-    const { log, metrics } = this.options;
-    const record = opened.record;
-    const id = record.id;
-    if (await this.#settler.finishIfDone(record)) return;
-    const pending = record.recipients.filter((r) => r.status === "pending");
-    const now = Date.now();
-    // Every message gets at least one real attempt: mail held (hold mode) past its
-    // lifetime is tried when an upstream appears, not bounced unseen.
-    if (record.attempts > 0 && expired(this.options.retry, record.receivedAt, now)) {
-      log.warn("expired", { id, rcpts: pending.length, lastError: record.lastError });
-      const { results, reason } = expiryResults(record, now);
-      await this.#settler.record(record, results, reason, { attempted: false });
-      return;
-    }
-    metrics.inc("delivery_attempts_total");
-    const t = await transact(lane, opened, pending.map((r) => r.address), {
-      connect: this.options.connect!,
-      messagesPerConnection: this.options.messagesPerConnection,
-      onConnected: () => {
-        if (this.#pause.failures === 0) return;
-        this.#pause.recovered();
-        this.#kick(); // the probe got through: the other lanes may start again
-      },
-      onReplied: (seconds) => metrics.observeUpstreamReply(seconds),
-    });
-    if (!t.results) {
-      this.#schedule.delete(id); // deleted by `queue delete` while it was read
-      return;
-    }
-    if (t.connectFailed) this.#upstreamFailed(t.attemptError!);
-    const refusal = t.results.find((r) => r.sessionLevel);
-    if (refusal) this.#upstreamFailed(refusal.response);
-    await this.#settler.record(record, t.results, t.attemptError);
-  }
-
-  /**
-   * The upstream cannot take mail now (connect, TLS, login, or an account-level refusal):
-   * pause deliveries, doubling the pause per outage, instead of one failure per message.
-   */
-  #upstreamFailed(error: string): void {
-    this.options.metrics.inc("upstream_errors_total");
-    const pause = this.#pause.failed();
-    this.options.log.error("upstream unavailable", {
-      upstream: this.options.upstreamName,
-      error,
-      pause: `${Math.round(pause / 1000)}s`,
-    });
   }
 }

@@ -95,7 +95,7 @@ export class IncomingMessage {
 
   /**
    * Ends the message: refused if it grew past the limit, else committed (fsync). `size` is
-   * the message as the client sent it (without our Received: header), for the log.
+   * the message as the client sent it (without our Received: header), for a refusal's log.
    */
   async finish(size: number, tooBig: boolean): Promise<Finished> {
     const { log, metrics } = this.deps;
@@ -127,7 +127,8 @@ export class IncomingMessage {
       metrics.inc("messages_rejected_total");
       return { result: { kind: "store-failed" } };
     }
-    log.info("queued", { ...fields, id: writer.id });
+    // The size as stored, with our Received: header: what `queue list` shows too.
+    log.info("queued", { ...fields, size: writer.size, id: writer.id });
     metrics.inc("messages_accepted_total");
     metrics.inc("bytes_accepted_total", writer.size);
     return {

@@ -2,12 +2,11 @@ import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/st
 import { join } from "node:path";
 import { buildConfig } from "../../src/config/build.ts";
 import { ConfigError } from "../../src/config/error.ts";
-import type { Config } from "../../src/config/schema.ts";
-import { runQueueCommand, shortDuration } from "../../src/queue/queue_command.ts";
+import { shortDuration } from "../../src/queue/queue_command.ts";
 import { newQueueId, type QueueRecord } from "../../src/queue/record.ts";
 import { FLUSH_REQUEST_FILE } from "../../src/queue/requests.ts";
-import { Spool } from "../../src/queue/spool.ts";
-import { storeMessage } from "./_helpers.ts";
+import type { Spool } from "../../src/queue/spool.ts";
+import { run, store, withQueue } from "./_queue_cli.ts";
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -46,53 +45,6 @@ Deno.test("shortDuration output is always a number and unit pairs", () => {
     match(shortDuration(ms), /^(\d+s|\d+m|\d+h(\d\dm)?|\d+d(\d{1,2}h)?)$/, `${ms}`);
   }
 });
-
-interface Output {
-  out: string[];
-  err: string[];
-  code: number;
-}
-
-/** Runs `carrier queue ARGS`, capturing what it prints. */
-async function run(config: Config, args: string[], json = false): Promise<Output> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  const write = Deno.stdout.write;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  Deno.stdout.write = (p: Uint8Array) => {
-    out.push(new TextDecoder().decode(p));
-    return Promise.resolve(p.length);
-  };
-  try {
-    const code = await runQueueCommand(config, args, { json });
-    return { out, err, code };
-  } finally {
-    console.log = log;
-    console.error = error;
-    Deno.stdout.write = write;
-  }
-}
-
-async function withQueue(fn: (spool: Spool, config: Config) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "carrier-queue-cmd-test-" });
-  try {
-    const spool = await Spool.open(join(dir, "spool"));
-    const config = await buildConfig({ spool: spool.dir }, () => undefined, () => "localhost");
-    try {
-      await fn(spool, config);
-    } finally {
-      spool.close();
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function store(spool: Spool, text: string, record: Partial<QueueRecord> = {}) {
-  return (await storeMessage(spool, text, record)).id;
-}
 
 /** Every file in the queue directory and its bytes. */
 async function snapshot(spool: Spool): Promise<Map<string, Uint8Array>> {
@@ -203,7 +155,7 @@ Deno.test("queue delete removes nothing unless every id exists", async () => {
 
     const done = await run(config, ["delete", a], true);
     strictEqual(done.code, 0);
-    deepStrictEqual(JSON.parse(done.out[0]), { deleted: [a], requested: [] });
+    deepStrictEqual(JSON.parse(done.out[0]), { action: "delete", deleted: [a], requested: [] });
     deepStrictEqual((await spool.list()).records.map((r) => r.id), [b]);
   });
 });

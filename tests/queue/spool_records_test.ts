@@ -317,20 +317,6 @@ Deno.test("tryLock: one holder at a time; released when closed", async () => {
   });
 });
 
-Deno.test("delete requests stay until cleared; malformed request names are dropped", async () => {
-  await withSpool(async (spool) => {
-    const id = newQueueId();
-    await spool.requests.askDelete(id);
-    await Deno.writeTextFile(join(spool.requestDir, "delete-../../x"), "").catch(() => {});
-    await Deno.writeTextFile(join(spool.requestDir, "junk"), "");
-    deepStrictEqual(await spool.requests.deletes(), [id]);
-    deepStrictEqual(await spool.requests.deletes(), [id], "still there until cleared");
-    await spool.requests.clearDelete(id);
-    deepStrictEqual(await spool.requests.deletes(), []);
-    deepStrictEqual(await names(spool.requestDir), []);
-  });
-});
-
 Deno.test("a read racing a removal sees UnknownMessageError, never a broken record", async () => {
   await withSpool(async (spool) => {
     const ids: string[] = [];

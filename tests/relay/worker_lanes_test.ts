@@ -104,13 +104,13 @@ Deno.test("worker: mail held past its lifetime is tried once when an upstream ap
 Deno.test("worker: a delete request left from before a restart is applied before anything is sent", async () => {
   await withEnv({}, async ({ spool, host, worker }) => {
     const record = await enqueue(spool, { recipients: ["bob@example.net"] });
-    await spool.requests.askDelete(record.id);
+    await spool.requests.ask("delete", record.id);
     const w = worker({ pollMs: 60_000 });
     await w.start();
     await sleep(300);
     strictEqual(host.received.length, 0);
     strictEqual(await pathExists(spool.messagePath(record.id)), false);
-    deepStrictEqual(await spool.requests.deletes(), []);
+    deepStrictEqual(await spool.requests.pending(), []);
   });
 });
 

@@ -235,7 +235,7 @@ Deno.test("worker: hold mode never delivers, keeps flush requests, applies delet
     w.notify(keep);
     strictEqual(w.queueSize, 2);
     strictEqual(w.describe(), "none (hold mode)");
-    await spool.requests.askDelete(drop.id);
+    await spool.requests.ask("delete", drop.id);
     await waitRemoved(spool, drop.id);
     // The file leaves the queue before the removal's directory fsync and its log line.
     await waitUntil(
