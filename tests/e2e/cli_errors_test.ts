@@ -11,7 +11,7 @@ Deno.test("option errors: unknown option, a value starting with '-', a missing v
     ],
     [
       ["serve", "--max-message-size", "-5"],
-      'carrier: max-message-size: "-5" is not a size (e.g. 26214400 or 25M)',
+      'carrier: --max-message-size: "-5" is not a size (e.g. 26214400 or 25M)',
     ],
     [["serve", "--spool"], "carrier: --spool: needs a value (see carrier serve --help)"],
   ];
