@@ -82,24 +82,24 @@ export function flagSettings(flags: FlagValues): Record<string, unknown> {
   return settings;
 }
 
-/** Parses a command's arguments with the shared config options plus its own. */
+/**
+ * Parses a command's arguments with the shared config options plus its own. An option without
+ * its value, or with an empty one (`--spool ""`), is refused; `command` names the help to see.
+ */
 export function parseFlags<T extends Record<string, { type: "string" | "boolean" }>>(
   args: string[],
   extra: T,
   command = "carrier",
 ): { values: Record<string, string | string[] | boolean | undefined>; positionals: string[] } {
   const options = { ...CONFIG_OPTIONS, ...extra };
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({
+    parsed = parseArgs({
       args: joinDashValues(args, options),
       options,
       allowPositionals: true,
       strict: true,
     });
-    return {
-      values: values as Record<string, string | string[] | boolean | undefined>,
-      positionals,
-    };
   } catch (e) {
     const code = (e as { code?: string }).code;
     const option = /'(-[^']*)'/.exec((e as Error).message)?.[1];
@@ -111,6 +111,13 @@ export function parseFlags<T extends Record<string, { type: "string" | "boolean"
     }
     throw new ConfigError((e as Error).message.split("\n")[0]);
   }
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  for (const [name, value] of Object.entries(values)) {
+    if ([value].flat().some((v) => typeof v === "string" && v.trim() === "")) {
+      throw new ConfigError(`--${name}: needs a value (see ${command} --help)`);
+    }
+  }
+  return { values, positionals: parsed.positionals };
 }
 
 /**
