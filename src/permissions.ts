@@ -102,7 +102,7 @@ export async function runArguments(
   }
   let config: Config;
   try {
-    const { values } = parseFlags(rest, COMMAND_OPTIONS);
+    const { values } = parseFlags(rest, COMMAND_OPTIONS[command as Command]);
     try {
       config = await buildConfig(configFlags(values), env, () => "localhost");
     } catch {

@@ -1,9 +1,12 @@
 /**
  * One validated Config from a config file (TOML or JSON), the environment and command-line flags
  * (flags win over environment, environment over the file), with the defaults and
- * the checks across keys. Every problem is a ConfigError that names the key.
+ * the checks across keys. Every problem is a ConfigError that names the key: the file's key as
+ * written for a problem in the file, `--flag-name` for a value given by a flag, the variable's
+ * name for one from the environment.
  */
 
+import { NetworkList } from "../policy/networks.ts";
 import { parseUpstreamUrl } from "../upstream_url.ts";
 import { ConfigError } from "./error.ts";
 import { flagSettings, type FlagValues } from "./flags.ts";
@@ -78,6 +81,11 @@ function describeIssue(
   return `${path}: key "${key}" = ${JSON.stringify(shown)}: ${issue.message}`;
 }
 
+/** `maxMessageSize` as `max-message-size`: a config key as its flag is named. */
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
 /** An upstream URL with any password in it (refused anyway) replaced by `***`, for errors. */
 function hidePassword(url: string): string {
   const m = /^([a-z]+:\/\/)(.*)@([^@]*)$/i.exec(url);
@@ -98,29 +106,44 @@ export async function buildConfig(
   if (envUpstream) merged.upstream = envUpstream;
   const envProxyFrom = env("CARRIER_PROXY_PROTOCOL_FROM");
   if (envProxyFrom) merged.proxyProtocolFrom = envProxyFrom;
-  Object.assign(merged, flagSettings(flags));
+  const fromFlags = flagSettings(flags);
+  Object.assign(merged, fromFlags);
+  /** The names of `keys` in an error: `--flag-name` if a flag gave any of them, else the keys. */
+  const names = (...keys: string[]): string[] => {
+    const flagged = keys.some((key) => key in fromFlags);
+    return keys.map((key) => {
+      if (key in fromFlags) return `--${kebab(key)}`;
+      if (key === "upstream" && envUpstream) return "CARRIER_UPSTREAM";
+      if (key === "proxyProtocolFrom" && envProxyFrom) return "CARRIER_PROXY_PROTOCOL_FROM";
+      return flagged ? `--${kebab(key)}` : kebab(key);
+    });
+  };
+  const name = (key: string) => names(key)[0];
   const list = (v: unknown): string[] => v === undefined ? [] : listEntries(v as string | string[]);
   const str = (v: unknown) => v as string | undefined;
+  const int = (key: string, fallback: number) => (merged[key] as number | undefined) ?? fallback;
+  const duration = (key: string, fallback: number | string) =>
+    parseDuration(merged[key] ?? fallback, name(key));
   const listen = list(merged.listen ?? "127.0.0.1:2525").map((a) =>
-    parseListenAddress(a, "listen")
+    parseListenAddress(a, name("listen"))
   );
-  const listenTls = list(merged.listenTls).map((a) => parseListenAddress(a, "listen-tls"));
+  const listenTls = list(merged.listenTls).map((a) => parseListenAddress(a, name("listenTls")));
   const config: Config = {
     configFile,
     listen,
     listenTls,
     hostname: str(merged.hostname) ?? defaultHostname(),
     spool: str(merged.spool) ?? "./spool",
-    maxMessageSize: parseSize(merged.maxMessageSize ?? 25 * MiB, "max-message-size"),
-    maxRecipients: (merged.maxRecipients as number | undefined) ?? 100,
-    maxConnections: (merged.maxConnections as number | undefined) ?? 200,
-    maxConnectionsPerClient: (merged.maxConnectionsPerClient as number | undefined) ?? 50,
-    maxErrors: (merged.maxErrors as number | undefined) ?? 20,
-    commandTimeout: parseDuration(merged.commandTimeout ?? 300, "command-timeout"),
-    dataTimeout: parseDuration(merged.dataTimeout ?? 180, "data-timeout"),
-    dataTotalTimeout: parseDuration(merged.dataTotalTimeout ?? 1800, "data-total-timeout"),
-    shutdownTimeout: parseDuration(merged.shutdownTimeout ?? 30, "shutdown-timeout"),
-    readyUpstreamOutage: parseDuration(merged.readyUpstreamOutage ?? 600, "ready-upstream-outage"),
+    maxMessageSize: parseSize(merged.maxMessageSize ?? 25 * MiB, name("maxMessageSize")),
+    maxRecipients: int("maxRecipients", 100),
+    maxConnections: int("maxConnections", 200),
+    maxConnectionsPerClient: int("maxConnectionsPerClient", 50),
+    maxErrors: int("maxErrors", 20),
+    commandTimeout: duration("commandTimeout", 300),
+    dataTimeout: duration("dataTimeout", 180),
+    dataTotalTimeout: duration("dataTotalTimeout", 1800),
+    shutdownTimeout: duration("shutdownTimeout", 30),
+    readyUpstreamOutage: duration("readyUpstreamOutage", 600),
     relayNetworks: list(merged.relayNetworks ?? "127.0.0.0/8,::1/128").join(","),
     proxyProtocolFrom: list(merged.proxyProtocolFrom).join(","),
     tlsCert: str(merged.tlsCert),
@@ -130,52 +153,63 @@ export async function buildConfig(
     senders: merged.senders as string[] | undefined,
     recipientDomains: merged.recipientDomains as string[] | undefined,
     userSenders: merged.userSenders as Record<string, string[]> | undefined,
-    rateMessagesPerMinute: (merged.rateMessagesPerMinute as number | undefined) ?? 0,
-    rateRecipientsPerHour: (merged.rateRecipientsPerHour as number | undefined) ?? 0,
+    rateMessagesPerMinute: int("rateMessagesPerMinute", 0),
+    rateRecipientsPerHour: int("rateRecipientsPerHour", 0),
     upstream: str(merged.upstream),
     upstreamPasswordFile: str(merged.upstreamPasswordFile),
     upstreamCa: str(merged.upstreamCa),
     upstreamServername: str(merged.upstreamServername),
-    deliveryConcurrency: (merged.deliveryConcurrency as number | undefined) ?? 16,
-    messagesPerConnection: (merged.messagesPerConnection as number | undefined) ?? 50,
-    retryMin: parseDuration(merged.retryMin ?? 60, "retry-min"),
-    retryMax: parseDuration(merged.retryMax ?? 3600, "retry-max"),
-    maxQueueLifetime: parseDuration(merged.maxQueueLifetime ?? "5d", "max-queue-lifetime"),
-    delayWarning: parseDuration(merged.delayWarning ?? "4h", "delay-warning"),
-    upstreamTimeout: parseDuration(merged.upstreamTimeout ?? 60, "upstream-timeout"),
+    deliveryConcurrency: int("deliveryConcurrency", 16),
+    messagesPerConnection: int("messagesPerConnection", 50),
+    retryMin: duration("retryMin", 60),
+    retryMax: duration("retryMax", 3600),
+    maxQueueLifetime: duration("maxQueueLifetime", "5d"),
+    delayWarning: duration("delayWarning", "4h"),
+    upstreamTimeout: duration("upstreamTimeout", 60),
     logFormat: (merged.logFormat as "text" | "json" | undefined) ?? "text",
     metricsListen: merged.metricsListen
-      ? parseListenAddress(merged.metricsListen as string, "metrics-listen")
+      ? parseListenAddress(merged.metricsListen as string, name("metricsListen"))
       : undefined,
   };
   if (!["text", "json"].includes(config.logFormat)) {
-    throw new ConfigError(`log-format: "${config.logFormat}" must be text or json`);
+    throw new ConfigError(`${name("logFormat")}: "${config.logFormat}" must be text or json`);
+  }
+  for (const key of ["relayNetworks", "proxyProtocolFrom"] as const) {
+    try {
+      NetworkList.parse(config[key]);
+    } catch (e) {
+      throw new ConfigError(`${name(key)}: ${(e as Error).message}`);
+    }
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
-    throw new ConfigError("tls-cert and tls-key: give both or neither");
+    const [cert, key] = names("tlsCert", "tlsKey");
+    throw new ConfigError(`${cert} and ${key}: give both or neither`);
   }
   if (config.listenTls.length > 0 && config.tlsCert === undefined) {
-    throw new ConfigError("listen-tls: needs tls-cert and tls-key");
+    const [listenTls, cert, key] = names("listenTls", "tlsCert", "tlsKey");
+    throw new ConfigError(`${listenTls}: needs ${cert} and ${key}`);
   }
   if (config.listen.length + config.listenTls.length === 0) {
-    throw new ConfigError("listen: at least one listen address is needed");
+    throw new ConfigError(`${name("listen")}: at least one listen address is needed`);
   }
   if (config.retryMin <= 0 || config.retryMax < config.retryMin) {
-    throw new ConfigError("retry-min/retry-max: need 0 < retry-min <= retry-max");
+    const [min, max] = names("retryMin", "retryMax");
+    throw new ConfigError(`${min}/${max}: need 0 < ${min} <= ${max}`);
   }
   for (const key of ["commandTimeout", "dataTimeout", "dataTotalTimeout"] as const) {
-    if (config[key] <= 0) throw new ConfigError(`${key}: must be greater than zero`);
+    if (config[key] <= 0) throw new ConfigError(`${name(key)}: must be greater than zero`);
   }
   if (config.upstream !== undefined) {
     try {
       parseUpstreamUrl(config.upstream);
     } catch (e) {
-      throw new ConfigError(`upstream: ${(e as Error).message}`);
+      throw new ConfigError(`${name("upstream")}: ${(e as Error).message}`);
     }
   }
   if (config.upstreamPasswordFile && env("CARRIER_UPSTREAM_PASSWORD")) {
+    const file = name("upstreamPasswordFile");
     throw new ConfigError(
-      "upstream-password-file: CARRIER_UPSTREAM_PASSWORD is also set; give the password one way",
+      `${file}: CARRIER_UPSTREAM_PASSWORD is also set; give the password one way`,
     );
   }
   return config;

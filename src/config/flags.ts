@@ -48,12 +48,16 @@ export const CONFIG_OPTIONS = {
   "metrics-listen": { type: "string" },
 } as const;
 
-/** Flags of the commands themselves, beside the config flags (queue --json, hold --all). */
-export const COMMAND_OPTIONS = {
-  json: { type: "boolean" },
-  all: { type: "boolean" },
-  help: { type: "boolean" },
-} as const;
+/** The options each command takes besides the configuration flags. */
+export const COMMAND_OPTIONS: Record<
+  "serve" | "queue" | "users" | "check-config",
+  Record<string, { type: "boolean" }>
+> = {
+  serve: { help: { type: "boolean" } },
+  "check-config": { help: { type: "boolean" }, json: { type: "boolean" } },
+  queue: { help: { type: "boolean" }, json: { type: "boolean" }, all: { type: "boolean" } },
+  users: { help: { type: "boolean" } },
+};
 
 /** Parsed values of the config flags, by flag name. */
 export type FlagValues = Partial<Record<keyof typeof CONFIG_OPTIONS, string | string[] | boolean>>;
@@ -89,24 +93,24 @@ export function flagSettings(flags: FlagValues): Record<string, unknown> {
   return settings;
 }
 
-/** Parses a command's arguments with the shared config options plus its own. */
+/**
+ * Parses a command's arguments with the shared config options plus its own. An option without
+ * its value, or with an empty one (`--spool ""`), is refused; `command` names the help to see.
+ */
 export function parseFlags<T extends Record<string, { type: "string" | "boolean" }>>(
   args: string[],
   extra: T,
   command = "carrier",
 ): { values: Record<string, string | string[] | boolean | undefined>; positionals: string[] } {
   const options = { ...CONFIG_OPTIONS, ...extra };
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({
+    parsed = parseArgs({
       args: joinDashValues(args, options),
       options,
       allowPositionals: true,
       strict: true,
     });
-    return {
-      values: values as Record<string, string | string[] | boolean | undefined>,
-      positionals,
-    };
   } catch (e) {
     const code = (e as { code?: string }).code;
     const option = /'(-[^']*)'/.exec((e as Error).message)?.[1];
@@ -118,6 +122,13 @@ export function parseFlags<T extends Record<string, { type: "string" | "boolean"
     }
     throw new ConfigError((e as Error).message.split("\n")[0]);
   }
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  for (const [name, value] of Object.entries(values)) {
+    if ([value].flat().some((v) => typeof v === "string" && v.trim() === "")) {
+      throw new ConfigError(`--${name}: needs a value (see ${command} --help)`);
+    }
+  }
+  return { values, positionals: parsed.positionals };
 }
 
 /**

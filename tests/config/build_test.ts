@@ -1,5 +1,6 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { buildConfig, ENV_VARS, readConfigFile } from "../../src/config/build.ts";
+import { ConfigError } from "../../src/config/error.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { formatAddress } from "../../src/config/units.ts";
 import { configError, envOf, flags, host, noEnv, withFile } from "./_helpers.ts";
@@ -246,11 +247,11 @@ Deno.test("bad values in a JSON file name the file, the key as written and the v
 Deno.test("TLS: tls-cert without tls-key (and the reverse) is an error", async () => {
   await rejects(
     buildConfig(flags("--tls-cert", "/c.pem"), noEnv, host),
-    configError("tls-cert", "tls-key"),
+    configError("--tls-cert and --tls-key: give both or neither"),
   );
   await rejects(
     buildConfig(flags("--tls-key", "/k.pem"), noEnv, host),
-    configError("tls-cert", "tls-key"),
+    configError("--tls-cert and --tls-key: give both or neither"),
   );
   const both = await buildConfig(
     flags("--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--listen-tls", "127.0.0.1:2465"),
@@ -265,11 +266,11 @@ Deno.test("TLS: tls-cert without tls-key (and the reverse) is an error", async (
 Deno.test("listen-tls without a certificate is an error", async () => {
   await rejects(
     buildConfig(flags("--listen-tls", "127.0.0.1:2465"), noEnv, host),
-    configError("listen-tls"),
+    configError("--listen-tls: needs --tls-cert and --tls-key"),
   );
   await rejects(
     buildConfig(flags("--listen-tls", "127.0.0.1"), noEnv, host),
-    configError("listen-tls", "127.0.0.1"),
+    configError('--listen-tls: "127.0.0.1" is not HOST:PORT'),
   );
 });
 
@@ -279,13 +280,16 @@ Deno.test("cross-field checks: listeners, retries, timeouts, password twice, log
   });
   await rejects(
     buildConfig(flags("--retry-min", "2h", "--retry-max", "1h"), noEnv, host),
-    configError("retry-min"),
+    configError("--retry-min/--retry-max: need 0 < --retry-min <= --retry-max"),
   );
-  await rejects(buildConfig(flags("--retry-min", "0"), noEnv, host), configError("retry-min"));
-  await rejects(buildConfig(flags("--data-timeout", "0"), noEnv, host), configError("dataTimeout"));
+  await rejects(buildConfig(flags("--retry-min", "0"), noEnv, host), configError("--retry-min/"));
+  await rejects(
+    buildConfig(flags("--data-timeout", "0"), noEnv, host),
+    configError("--data-timeout: must be greater than zero"),
+  );
   await rejects(
     buildConfig(flags("--log-format", "xml"), noEnv, host),
-    configError("log-format", "xml"),
+    configError('--log-format: "xml" must be text or json'),
   );
   await rejects(
     buildConfig(
@@ -294,15 +298,57 @@ Deno.test("cross-field checks: listeners, retries, timeouts, password twice, log
       host,
     ),
     (e: unknown) => {
-      configError("upstream-password-file", "CARRIER_UPSTREAM_PASSWORD")(e);
+      configError("--upstream-password-file: CARRIER_UPSTREAM_PASSWORD is also set")(e);
       ok(!(e as Error).message.includes("secret"), "the password is never echoed");
       return true;
     },
   );
   await rejects(
     buildConfig(flags("--metrics-listen", "9025"), noEnv, host),
-    configError("metrics-listen"),
+    configError('--metrics-listen: "9025" is not HOST:PORT'),
   );
+});
+
+Deno.test("errors name a flag --flag-name, an environment variable by its name, a file's key as before", async () => {
+  for (
+    const [args, line] of [
+      [
+        ["--max-message-size", "-5"],
+        '--max-message-size: "-5" is not a size (e.g. 26214400 or 25M)',
+      ],
+      [["--retry-max", "soon"], '--retry-max: "soon" is not a duration (e.g. 30s, 5m, 2h, 5d)'],
+      [["--listen", "nowhere"], '--listen: "nowhere" is not HOST:PORT (IPv6 as [::1]:2525)'],
+      [["--max-recipients", "x"], '--max-recipients: "x" is not a whole number >= 1'],
+      [["--relay-networks", "10.0.0.0/33"], "--relay-networks: "],
+      [["--upstream", "ftp://smtp.example.com"], "--upstream: "],
+    ] as [string[], string][]
+  ) {
+    await rejects(buildConfig(flags(...args), noEnv, host), (e: unknown) => {
+      ok(e instanceof ConfigError && e.message.startsWith(line), `${args.join(" ")}: ${e}`);
+      return true;
+    });
+  }
+  await rejects(
+    buildConfig(flags(), envOf({ CARRIER_UPSTREAM: "ftp://smtp.example.com" }), host),
+    configError("CARRIER_UPSTREAM: "),
+  );
+  await rejects(
+    buildConfig(flags(), envOf({ CARRIER_PROXY_PROTOCOL_FROM: "10.0.0.0/33" }), host),
+    configError("CARRIER_PROXY_PROTOCOL_FROM: ", "10.0.0.0/33"),
+  );
+  // A check across keys set in the file names them as before, without "--".
+  await withFile(JSON.stringify({ tlsCert: "/c.pem" }), async (path) => {
+    await rejects(buildConfig(flags("--config", path), noEnv, host), (e: unknown) => {
+      strictEqual((e as Error).message, "tls-cert and tls-key: give both or neither");
+      return true;
+    });
+  });
+  await withFile(JSON.stringify({ retryMin: "2h" }), async (path) => {
+    await rejects(buildConfig(flags("--config", path), noEnv, host), (e: unknown) => {
+      strictEqual((e as Error).message, "retry-min/retry-max: need 0 < retry-min <= retry-max");
+      return true;
+    });
+  });
 });
 
 Deno.test("ENV_VARS lists the variables Carrier reads", () => {

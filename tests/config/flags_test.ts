@@ -14,7 +14,6 @@ Deno.test("integer flags: a bad value is a ConfigError naming the flag", async (
       ["--max-recipients", "0"],
       ["--max-recipients", "-1"],
       ["--max-recipients", "1.5"],
-      ["--max-connections", ""],
       ["--delivery-concurrency", "0x10"],
       ["--rate-messages-per-minute", "-1"],
     ]
@@ -36,6 +35,25 @@ Deno.test("parseFlags: unknown option or missing value is a one-line ConfigError
   throws(() => parseFlags(["--bogus"], {}), configError("--bogus"));
   throws(() => parseFlags(["serve", "--max-recipients"], {}), configError("--max-recipients"));
   throws(() => parseFlags(["--auth-on-plaintext-loopback=yes"], {}), ConfigError);
+});
+
+Deno.test("parseFlags: an empty value is refused like a missing one", () => {
+  const cases: [string[], string][] = [
+    [["--spool", ""], "--spool"],
+    [["--max-connections="], "--max-connections"],
+    [["--listen", "127.0.0.1:1", "--listen", " "], "--listen"],
+  ];
+  for (const [args, flag] of cases) {
+    throws(
+      () => parseFlags(args, {}, "carrier serve"),
+      configError(`${flag}: needs a value (see carrier serve --help)`),
+      args.join(" "),
+    );
+  }
+  strictEqual(
+    parseFlags(["--auth-on-plaintext-loopback"], {}).values["auth-on-plaintext-loopback"],
+    true,
+  );
 });
 
 Deno.test("parseFlags: extra options and positionals; configFlags keeps only config flags", () => {

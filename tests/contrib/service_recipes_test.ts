@@ -99,5 +99,5 @@ Deno.test("Containerfile: its command line passes carrier check-config", async (
     "xml",
   ]);
   strictEqual(wrong.code, 2, wrong.stdout);
-  strictEqual(wrong.stderr.trim(), 'carrier: log-format: "xml" must be text or json');
+  strictEqual(wrong.stderr.trim(), 'carrier: --log-format: "xml" must be text or json');
 });
