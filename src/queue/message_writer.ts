@@ -26,6 +26,7 @@ export class MessageWriter {
   #used = 0;
   #size = 0;
   #closed = false;
+  #aborted = false;
   #headerLength: number;
   /** Something was written to the file before commit (the message did not fit the buffer). */
   #flushed = false;
@@ -97,6 +98,9 @@ export class MessageWriter {
 
   /** Discards the message (client went away, too big, or a write failed). */
   async abort(): Promise<void> {
+    // Twice is harmless: the file given back may already be another message's.
+    if (this.#aborted) return;
+    this.#aborted = true;
     if (this.#closed) {
       // Failed in commit (fsync or rename): the file may be half-published; drop it.
       await Deno.remove(this.path).catch(() => {});

@@ -128,7 +128,8 @@ Deno.test("abort leaves nothing in queue/; the file goes back to free/ and the n
     deepStrictEqual(await names(spool.queueDir), []);
     deepStrictEqual(await names(spool.tmpDir), []);
     deepStrictEqual(await names(spool.freeDir), spare, "given back as a spare file");
-    await writer.abort(); // twice is harmless
+    await writer.abort(); // twice is harmless: the spare file stays
+    deepStrictEqual(await names(spool.freeDir), spare, "a second abort removes nothing");
     await rejects(spool.read(writer.id), UnknownMessageError);
 
     // The next message is written over it, and nothing of the aborted one survives.
