@@ -23,6 +23,8 @@ export interface Lane {
   done: Promise<void>;
   /** When its connection last finished a transaction (ms since epoch). */
   lastUsed: number;
+  /** The settings changed (a reload): the next message goes on a new connection. */
+  retire?: boolean;
 }
 
 /** What one transaction did. */
@@ -88,10 +90,13 @@ export async function transact(
 
 /** Closes a connection that is spent; checks one idle for a while with RSET. */
 async function retireStale(lane: Lane, messagesPerConnection: number): Promise<void> {
-  if (lane.session && (!lane.session.usable || lane.session.sentCount >= messagesPerConnection)) {
-    await lane.session.close().catch(() => {});
+  const spent = lane.session &&
+    (lane.retire || !lane.session.usable || lane.session.sentCount >= messagesPerConnection);
+  if (spent) {
+    await lane.session!.close().catch(() => {});
     lane.session = undefined;
   }
+  lane.retire = false;
   if (lane.session && Date.now() - lane.lastUsed > IDLE_CHECK_MS) {
     // Back-to-back messages need no RSET; one after a pause checks that the server has
     // not closed the connection meanwhile (else the message would wait a retry interval).

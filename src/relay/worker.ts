@@ -142,6 +142,19 @@ export class DeliveryWorker {
     return this.#pause;
   }
 
+  /**
+   * Takes new delivery settings (a reload): new connections use them, connections open now
+   * finish their messages first. Hold mode cannot be turned on or off this way.
+   */
+  reconfigure(next: Omit<WorkerOptions, "spool" | "log" | "metrics" | "pollMs">): void {
+    if ((next.connect === undefined) !== this.#holding) {
+      throw new Error("switching between hold mode and an upstream needs a restart");
+    }
+    for (const lane of this.#lanes) lane.retire = true;
+    Object.assign(this.options, next);
+    this.#kick();
+  }
+
   /** Where mail goes, for the start-up log line. */
   describe(): string {
     return this.options.upstreamName;

@@ -12,7 +12,7 @@ import type { Spool } from "../queue/spool.ts";
 import { UpstreamSession } from "./upstream.ts";
 import type { UpstreamAuth, UpstreamOptions } from "./upstream_types.ts";
 import { parseUpstreamUrl, type UpstreamConfig } from "../upstream_url.ts";
-import { DeliveryWorker } from "./worker.ts";
+import { DeliveryWorker, type WorkerOptions } from "./worker.ts";
 
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
 export async function createDeliveryWorker(
@@ -22,10 +22,21 @@ export async function createDeliveryWorker(
   metrics: Metrics,
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
 ): Promise<DeliveryWorker> {
+  return new DeliveryWorker({ spool, log, metrics, ...await deliverySettings(config, env) });
+}
+
+/** What the worker takes from the configuration (and a reload may change). */
+export type DeliverySettings = Omit<WorkerOptions, "spool" | "log" | "metrics" | "pollMs">;
+
+/**
+ * The delivery settings of `config`: the upstream's connection (credentials read now),
+ * the retry policy and the limits. Throws ConfigError naming the key for anything wrong.
+ */
+export async function deliverySettings(
+  config: Config,
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): Promise<DeliverySettings> {
   const common = {
-    spool,
-    log,
-    metrics,
     hostname: config.hostname,
     concurrency: config.deliveryConcurrency,
     messagesPerConnection: config.messagesPerConnection,
@@ -36,7 +47,7 @@ export async function createDeliveryWorker(
       delayWarningMs: config.delayWarning * 1000,
     },
   };
-  if (!config.upstream) return new DeliveryWorker({ ...common, upstreamName: "none (hold mode)" });
+  if (!config.upstream) return { ...common, upstreamName: "none (hold mode)" };
   let upstream: UpstreamConfig;
   try {
     upstream = parseUpstreamUrl(config.upstream);
@@ -63,12 +74,12 @@ export async function createDeliveryWorker(
     // RFC 5321 §4.5.3.2: up to 10 minutes for a reply (the one after DATA's final dot).
     transactionTimeoutMs: Math.max(config.upstreamTimeout, 600) * 1000,
   };
-  return new DeliveryWorker({
+  return {
     ...common,
     connect: () => UpstreamSession.open(options),
     // As the operator wrote it (a URL never holds the password), in logs, metrics and bounces.
     upstreamName: config.upstream,
-  });
+  };
 }
 
 /** The upstream credentials: OAuth2 when its variables are set, else a password, else none. */

@@ -269,3 +269,19 @@ Deno.test("worker: a flush request sends a message whose retry is not yet due", 
     ok(!(await pathExists(join(spool.dir, "flush-request"))), "request consumed");
   });
 });
+
+Deno.test("worker: reconfigure takes new credentials; the next connection uses them", async () => {
+  await withEnv({}, async ({ spool, host, worker }) => {
+    const w = worker({ password: "stale-password" });
+    await w.start();
+    const record = await enqueue(spool, { recipients: ["bob@example.net"] });
+    w.notify(record);
+    await waitAttempts(spool, record.id, 1);
+    strictEqual(host.received.length, 0);
+    const fixed = worker({}); // the same settings with the right password
+    w.reconfigure({ ...fixed.options, connect: fixed.options.connect });
+    await spool.requests.askFlush();
+    const [mail] = await host.waitFor(1, 8000);
+    deepStrictEqual(mail.to, ["bob@example.net"]);
+  });
+});
