@@ -31,7 +31,7 @@ function readOnlyFiles(config: Config): string[] {
     config.tlsCert,
     config.tlsKey,
     config.users,
-    config.upstreamPasswordFile,
+    ...config.upstreamPasswordFile,
     config.upstreamCa,
   ]
     .filter((file): file is string => file !== undefined).map((file) => resolve(file));
@@ -56,9 +56,13 @@ export function permissionFlags(
       for (const a of [...config.listen, ...config.listenTls]) net.add(formatAddress(a));
       if (config.metricsListen) net.add(formatAddress(config.metricsListen));
       for (const file of readOnlyFiles(config)) read.add(file);
-      if (config.upstream) {
-        net.add(upstreamNetTarget(parseUpstreamUrl(config.upstream)));
-        if (env("CARRIER_OAUTH2_REFRESH_TOKEN")) net.add(OAUTH2_TOKEN_HOST);
+      config.upstream.forEach((url, i) => {
+        net.add(upstreamNetTarget(parseUpstreamUrl(url)));
+        // Each fallback may have a password of its own (see upstreamPasswordVariable).
+        if (i > 0) envNames.add(`CARRIER_UPSTREAM_PASSWORD_${i + 1}`);
+      });
+      if (config.upstream.length > 0 && env("CARRIER_OAUTH2_REFRESH_TOKEN")) {
+        net.add(OAUTH2_TOKEN_HOST);
       }
       break;
     }

@@ -24,7 +24,8 @@ import { checkTlsMaterial, SmtpServer, type TlsMaterial } from "./server/server.
 /** Runs the server until a stop signal; returns the exit code. */
 export async function runServe(config: Config): Promise<number> {
   const log = new Logger(config.logFormat);
-  const metrics = new Metrics(VERSION);
+  // Label values as the operator wrote the URLs (they never carry a password).
+  const metrics = new Metrics(VERSION, config.upstream.length > 0 ? config.upstream : ["none"]);
   let networks: NetworkList;
   try {
     networks = NetworkList.parse(config.relayNetworks);
@@ -97,8 +98,6 @@ export async function runServe(config: Config): Promise<number> {
     onQueued: (record, bytes) => worker.notify(record, bytes),
   });
   server.start();
-  // The URL as written (it never carries a password): one upstream per process.
-  if (config.upstream) metrics.upstream = config.upstream;
   let listening = true;
   const readiness = new Readiness({
     probeDir: spool.tmpDir,
@@ -122,7 +121,7 @@ export async function runServe(config: Config): Promise<number> {
     auth: users ? `${users.size} users` : "off",
     upstream: worker.describe(),
   });
-  if (!config.upstream) {
+  if (config.upstream.length === 0) {
     log.warn(
       "hold mode: no upstream configured; accepted mail is kept in the spool until one is set",
     );

@@ -77,7 +77,11 @@ function describeIssue(
   let value: unknown = doc;
   for (const step of issue.path) value = (value as Record<PropertyKey, unknown>)?.[step];
   const key = [written(first), ...rest].join(".");
-  const shown = first === "upstream" && typeof value === "string" ? hidePassword(value) : value;
+  const shown = first === "upstream" && typeof value === "string"
+    ? hidePassword(value)
+    : first === "upstream" && Array.isArray(value)
+    ? value.map((v) => typeof v === "string" ? hidePassword(v) : v)
+    : value;
   return `${path}: key "${key}" = ${JSON.stringify(shown)}: ${issue.message}`;
 }
 
@@ -155,8 +159,10 @@ export async function buildConfig(
     userSenders: merged.userSenders as Record<string, string[]> | undefined,
     rateMessagesPerMinute: int("rateMessagesPerMinute", 0),
     rateRecipientsPerHour: int("rateRecipientsPerHour", 0),
-    upstream: str(merged.upstream),
-    upstreamPasswordFile: str(merged.upstreamPasswordFile),
+    upstream: list(merged.upstream),
+    upstreamPasswordFile: merged.upstreamPasswordFile === undefined
+      ? []
+      : [merged.upstreamPasswordFile as string | string[]].flat(),
     upstreamCa: str(merged.upstreamCa),
     upstreamServername: str(merged.upstreamServername),
     deliveryConcurrency: int("deliveryConcurrency", 16),
@@ -199,14 +205,21 @@ export async function buildConfig(
   for (const key of ["commandTimeout", "dataTimeout", "dataTotalTimeout"] as const) {
     if (config[key] <= 0) throw new ConfigError(`${name(key)}: must be greater than zero`);
   }
-  if (config.upstream !== undefined) {
+  for (const url of config.upstream) {
     try {
-      parseUpstreamUrl(config.upstream);
+      parseUpstreamUrl(url);
     } catch (e) {
       throw new ConfigError(`${name("upstream")}: ${(e as Error).message}`);
     }
   }
-  if (config.upstreamPasswordFile && env("CARRIER_UPSTREAM_PASSWORD")) {
+  const files = config.upstreamPasswordFile.length;
+  if (files > 1 && files !== config.upstream.length) {
+    const [file, upstream] = names("upstreamPasswordFile", "upstream");
+    throw new ConfigError(
+      `${file}: ${files} files for ${config.upstream.length} ${upstream} URLs; give one for all, or one each in the same order`,
+    );
+  }
+  if (files > 0 && env("CARRIER_UPSTREAM_PASSWORD")) {
     const file = name("upstreamPasswordFile");
     throw new ConfigError(
       `${file}: CARRIER_UPSTREAM_PASSWORD is also set; give the password one way`,

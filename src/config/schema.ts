@@ -45,8 +45,10 @@ export interface Config {
   rateMessagesPerMinute: number;
   /** Recipients per hour per client address and per user (0 = unlimited). */
   rateRecipientsPerHour: number;
-  upstream?: string;
-  upstreamPasswordFile?: string;
+  /** The upstreams in failover order (empty: hold mode). */
+  upstream: string[];
+  /** Password files: one for every upstream, or one per upstream in the same order. */
+  upstreamPasswordFile: string[];
   upstreamCa?: string;
   /** SNI/verification name when the upstream is given as an IP literal. */
   upstreamServername?: string;
@@ -120,10 +122,7 @@ const listenAddress = text.refine(
   (a) => rejection(() => parseListenAddress(a, "value"), a) === undefined,
   { error: "must be HOST:PORT (IPv6 as [::1]:9025)" },
 );
-const upstreamUrl = text.superRefine((url, ctx) => {
-  const problem = rejection(() => parseUpstreamUrl(url), url);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+const upstreamList = listOf((url) => rejection(() => parseUpstreamUrl(url), url));
 
 /**
  * The keys a config file may have: the long flag names in camelCase (a TOML file writes
@@ -157,8 +156,10 @@ export const FileSchema = z.strictObject({
   }).optional(),
   rateMessagesPerMinute: nonNegativeInt.optional(),
   rateRecipientsPerHour: nonNegativeInt.optional(),
-  upstream: upstreamUrl.optional(),
-  upstreamPasswordFile: text.optional(),
+  upstream: upstreamList.optional(),
+  upstreamPasswordFile: z.union([text, z.array(text)], {
+    error: "must be a file name or a list of them",
+  }).optional(),
   upstreamCa: text.optional(),
   upstreamServername: text.optional(),
   deliveryConcurrency: positiveInt.optional(),

@@ -68,16 +68,40 @@ export function sampleMemory(metrics: Metrics): void {
 /** A set of named counters, gauges and the upstream reply histogram. */
 export class Metrics {
   #values = new Map<string, number>();
-  #replyCounts = new Array<number>(UPSTREAM_REPLY_BUCKETS.length + 1).fill(0);
-  #replySum = 0;
+  /** Per upstream: recipients by outcome, and the reply histogram (counts by bucket, sum). */
+  #byUpstream = new Map<string, { outcomes: Map<string, number>; counts: number[]; sum: number }>();
   /** Messages in each queue state, as last counted from the spool. */
   queueDepth: Record<QueueState, number> = { due: 0, deferred: 0, held: 0 };
 
   /**
    * @param version Carrier's version, for `carrier_build_info`.
-   * @param upstream The upstream as configured (no secrets), the `upstream` label; "none" in hold mode.
+   * @param upstreams The upstreams as configured (no secrets), the `upstream` label values
+   *   shown before any mail went through them ("none" in hold mode).
    */
-  constructor(readonly version = "unknown", public upstream = "none") {}
+  constructor(readonly version = "unknown", upstreams: string[] = ["none"]) {
+    for (const u of upstreams) this.#upstream(u);
+  }
+
+  #upstream(name: string) {
+    let entry = this.#byUpstream.get(name);
+    if (!entry) {
+      entry = {
+        outcomes: new Map(),
+        counts: new Array<number>(UPSTREAM_REPLY_BUCKETS.length + 1).fill(0),
+        sum: 0,
+      };
+      this.#byUpstream.set(name, entry);
+    }
+    return entry;
+  }
+
+  /** Counts one recipient's outcome at an upstream (and in the unlabelled total). */
+  outcome(outcome: "delivered" | "deferred" | "failed", upstream: string): void {
+    const counter = OUTCOMES.find(([o]) => o === outcome)![1];
+    this.inc(counter);
+    const { outcomes } = this.#upstream(upstream);
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+  }
 
   /** Adds to a counter. */
   inc(name: string, by = 1): void {
@@ -94,12 +118,13 @@ export class Metrics {
     return this.#values.get(name) ?? 0;
   }
 
-  /** Records how long the upstream took to answer one message (seconds). */
-  observeUpstreamReply(seconds: number): void {
+  /** Records how long an upstream took to answer one message (seconds). */
+  observeUpstreamReply(seconds: number, upstream: string): void {
     let i = 0;
     while (i < UPSTREAM_REPLY_BUCKETS.length && seconds > UPSTREAM_REPLY_BUCKETS[i]!) i++;
-    this.#replyCounts[i]!++;
-    this.#replySum += seconds;
+    const entry = this.#upstream(upstream);
+    entry.counts[i]!++;
+    entry.sum += seconds;
   }
 
   /** The Prometheus text exposition of every known metric. */
@@ -112,10 +137,12 @@ export class Metrics {
     out += header("build_info", "Carrier's version (always 1)", "gauge");
     out += `carrier_build_info{version=${quote(this.version)}} 1\n`;
     out += header("delivery_outcomes_total", "Recipients by outcome and upstream", "counter");
-    for (const [outcome, counter] of OUTCOMES) {
-      out += `carrier_delivery_outcomes_total{outcome="${outcome}",upstream=${
-        quote(this.upstream)
-      }} ${this.get(counter)}\n`;
+    for (const [upstream, { outcomes }] of this.#byUpstream) {
+      for (const [outcome] of OUTCOMES) {
+        out += `carrier_delivery_outcomes_total{outcome="${outcome}",upstream=${quote(upstream)}} ${
+          outcomes.get(outcome) ?? 0
+        }\n`;
+      }
     }
     out += header(
       "refusals_total",
@@ -134,12 +161,14 @@ export class Metrics {
       "Time from sending a message to the upstream's last reply for it",
       "histogram",
     );
-    out += histogramLines(
-      "carrier_upstream_reply_seconds",
-      `upstream=${quote(this.upstream)}`,
-      this.#replyCounts,
-      this.#replySum,
-    );
+    for (const [upstream, { counts, sum }] of this.#byUpstream) {
+      out += histogramLines(
+        "carrier_upstream_reply_seconds",
+        `upstream=${quote(upstream)}`,
+        counts,
+        sum,
+      );
+    }
     return out;
   }
 }

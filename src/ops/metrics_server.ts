@@ -5,7 +5,7 @@
  */
 
 import type { ListenAddress } from "../config/units.ts";
-import type { UpstreamPause } from "../relay/upstream_pause.ts";
+import type { UpstreamPauses } from "../relay/upstream_pause.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, sampleMemory } from "./metrics.ts";
 import type { QueueCounts } from "../relay/queue_counts.ts";
@@ -17,7 +17,7 @@ export interface MetricsSources {
   readiness?: Readiness;
   /** Queue depth by state and the oldest message, counted in memory. */
   queueCounts?: (now: number) => QueueCounts;
-  pause?: UpstreamPause;
+  pause?: Pick<UpstreamPauses, "paused" | "failingSince">;
 }
 
 /** Starts the endpoint; the returned server is shut down on stop. */

@@ -22,6 +22,8 @@ export interface RecipientRecord {
    * when delivered with NOTIFY=SUCCESS); true once it is safely queued or none is due.
    */
   bounced?: boolean;
+  /** The upstream (its name) that gave `response`. */
+  via?: string;
   /** NOTIFY of RCPT TO (RFC 3461); absent means the default, FAILURE and DELAY. */
   notify?: NotifyKind[];
   /** ORCPT of RCPT TO (RFC 3461), reported back in DSNs. */

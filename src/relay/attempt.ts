@@ -1,17 +1,19 @@
 /**
  * One delivery attempt of one queued message: open it, bounce it if it has outlived the
- * queue lifetime, else send it on a lane's connection and record what each recipient got.
- * A failure of the upstream itself pauses deliveries instead of failing the message.
+ * queue lifetime, else send it through the upstreams in failover order and record what
+ * each recipient got. A failure of an upstream itself pauses that upstream, never fails mail.
  */
 
 import { expired } from "../queue/schedule.ts";
 import { UnknownMessageError } from "../queue/spool.ts";
 import type { DueQueue } from "./due_queue.ts";
 import type { FreshCache } from "./fresh_cache.ts";
-import { type Lane, type Loaded, transact } from "./lane.ts";
+import { ensureConnected, type Lane, type Loaded, transact } from "./lane.ts";
+import { isThrottle } from "./reply_outcome.ts";
 import { expiryResults } from "./outcome.ts";
 import type { Settler } from "./settle.ts";
-import type { UpstreamPause } from "./upstream_pause.ts";
+import type { UpstreamPauses } from "./upstream_pause.ts";
+import type { RecipientResult } from "./upstream_types.ts";
 import type { WorkerOptions } from "./worker.ts";
 
 /** The worker's parts an attempt uses. */
@@ -20,7 +22,7 @@ export interface AttemptContext {
   fresh: FreshCache;
   settler: Settler;
   schedule: DueQueue;
-  pause: UpstreamPause;
+  pauses: UpstreamPauses;
   /** Starts lanes for what is due (the upstream works again). */
   kick(): void;
 }
@@ -66,35 +68,110 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
     return;
   }
   metrics.inc("delivery_attempts_total");
-  const t = await transact(lane, opened, pending.map((r) => r.address), {
-    connect: ctx.options.connect!,
-    messagesPerConnection: ctx.options.messagesPerConnection,
-    onConnected: () => {
-      if (ctx.pause.failures === 0) return;
-      ctx.pause.recovered();
-      ctx.kick(); // the probe got through: the other lanes may start again
-    },
-    onReplied: (seconds) => metrics.observeUpstreamReply(seconds),
-  });
-  if (!t.results) {
+  const outcome = await failover(ctx, lane, opened, pending.map((r) => r.address));
+  if (!outcome) {
     ctx.schedule.delete(id); // deleted by `queue delete` while it was read
     return;
   }
-  if (t.connectFailed) upstreamFailed(ctx, t.attemptError!);
-  const refusal = t.results.find((r) => r.sessionLevel);
-  if (refusal) upstreamFailed(ctx, refusal.response);
-  await ctx.settler.record(record, t.results, t.attemptError);
+  await ctx.settler.record(record, outcome.results, outcome.attemptError);
 }
 
 /**
- * The upstream cannot take mail now (connect, TLS, login, or an account-level refusal):
- * pause deliveries, doubling the pause per outage, instead of one failure per message.
+ * Sends to the upstreams in order: a failure of the upstream itself (connect, TLS, login, a
+ * session-level refusal, throttling, a 4xx to MAIL FROM) moves the recipients it did not
+ * answer to the next one at once; a recipient's own answer (even a 4xx) stays its answer.
+ * Recipients beyond an upstream's per-message limit go in further transactions. Undefined
+ * when the message was deleted meanwhile.
  */
-function upstreamFailed(ctx: AttemptContext, error: string): void {
+async function failover(
+  ctx: AttemptContext,
+  lane: Lane,
+  opened: Loaded,
+  pending: string[],
+): Promise<{ results: RecipientResult[]; attemptError?: string } | undefined> {
+  const { upstreams, metrics } = ctx.options;
+  const results: RecipientResult[] = [];
+  let todo = pending;
+  let attemptError: string | undefined;
+  for (let i = 0; i < upstreams.length && todo.length > 0; i++) {
+    const target = upstreams[i]!;
+    const pause = ctx.pauses.at(i);
+    if (pause.paused()) {
+      attemptError ??= `upstream ${target.name} paused after: ${pause.error ?? "a failure"}`;
+      continue;
+    }
+    if (lane.upstream !== i) {
+      await lane.session?.close().catch(() => {});
+      lane.session = undefined;
+      lane.upstream = i;
+    }
+    const opts = {
+      connect: target.connect,
+      messagesPerConnection: ctx.options.messagesPerConnection,
+      onConnected: () => {
+        if (pause.failures === 0) return;
+        pause.recovered();
+        ctx.kick(); // the probe got through: the other lanes may start again
+      },
+      onReplied: (seconds: number) => metrics.observeUpstreamReply(seconds, target.name),
+    };
+    const failure = await ensureConnected(lane, opts);
+    if (failure) {
+      upstreamFailed(ctx, i, failure);
+      attemptError = failure;
+      continue;
+    }
+    let movedOn = false;
+    while (todo.length > 0) {
+      const limit = Math.min(target.maxRecipients, lane.session?.recipientLimit ?? Infinity);
+      const chunk = todo.slice(0, limit);
+      const t = await transact(lane, opened, chunk, opts);
+      if (!t.results) return undefined;
+      const tagged = t.results.map((r) => ({ ...r, upstream: target.name }));
+      const refusal = t.connectFailed
+        ? t.attemptError
+        : tagged.find((r) => r.sessionLevel || r.refusedMail || isThrottle(r.response))?.response;
+      if (refusal) {
+        if (t.connectFailed || !tagged.some((r) => r.refusedMail && !r.sessionLevel)) {
+          upstreamFailed(ctx, i, refusal);
+        }
+        attemptError = refusal;
+        // What it did answer stands; the rest goes to the next upstream.
+        const retry = new Set(
+          tagged.filter((r) => r.status === "deferred").map((r) => r.recipient),
+        );
+        results.push(...tagged.filter((r) => !retry.has(r.recipient)));
+        todo = [...chunk.filter((a) => retry.has(a)), ...todo.slice(chunk.length)];
+        movedOn = true;
+        break;
+      }
+      results.push(...tagged);
+      if (t.attemptError) attemptError = t.attemptError;
+      todo = todo.slice(chunk.length);
+    }
+    if (!movedOn) break;
+  }
+  // Recipients no upstream could take now wait for a retry.
+  for (const recipient of todo) {
+    results.push({
+      recipient,
+      status: "deferred",
+      response: attemptError ?? "no upstream available",
+    });
+  }
+  return { results, attemptError };
+}
+
+/**
+ * Upstream `i` cannot take mail now (connect, TLS, login, an account-level refusal or
+ * throttling): pause it, doubling the pause per outage, instead of one failure per message.
+ */
+function upstreamFailed(ctx: AttemptContext, i: number, error: string): void {
+  const name = ctx.options.upstreams[i]!.name;
   ctx.options.metrics.inc("upstream_errors_total");
-  const pause = ctx.pause.failed(Date.now(), error);
+  const pause = ctx.pauses.at(i).failed(Date.now(), error);
   ctx.options.log.error("upstream unavailable", {
-    upstream: ctx.options.upstreamName,
+    upstream: name,
     error,
     pause: `${Math.round(pause / 1000)}s`,
   });

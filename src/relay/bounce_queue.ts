@@ -56,7 +56,7 @@ export async function storeBounce(
       action,
       status: action === "relayed" ? "2.0.0" : enhancedStatus(r.response, action === "delayed"),
       diagnostic: r.response ?? (action === "delayed" ? "not yet delivered" : "delivery failed"),
-      remoteMta: source.remoteMta,
+      remoteMta: remoteMtaOf(r.via) ?? source.remoteMta,
       orcpt: r.orcpt,
     };
   });

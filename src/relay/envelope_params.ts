@@ -45,3 +45,12 @@ export function withExtraParams(line: string, extra: ExtraParams): string {
   const rcpt = /^RCPT TO:<(.*)>$/i.exec(line);
   return rcpt ? line + (extra.rcpt.get(rcpt[1]) ?? "") : line;
 }
+
+/** RCPTMAX of the upstream's EHLO `LIMITS` line (RFC 9422), if it has one. */
+export function rcptMaxOf(ehloLines: readonly string[]): number | undefined {
+  for (const line of ehloLines) {
+    const m = /^LIMITS\b.*\bRCPTMAX=(\d{1,6})\b/i.exec(line);
+    if (m && Number(m[1]) > 0) return Number(m[1]);
+  }
+  return undefined;
+}

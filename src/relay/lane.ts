@@ -25,6 +25,8 @@ export interface Lane {
   lastUsed: number;
   /** The settings changed (a reload): the next message goes on a new connection. */
   retire?: boolean;
+  /** Which upstream (index in the failover list) its connection goes to. */
+  upstream?: number;
 }
 
 /** What one transaction did. */
@@ -45,6 +47,27 @@ export interface LaneOptions {
   onConnected?: () => void;
   /** Called with the seconds from sending the message to the upstream's last reply. */
   onReplied?: (seconds: number) => void;
+}
+
+/**
+ * Opens the lane's connection if it has none (renewing a spent one first); returns why
+ * that failed, if it did. A failure here says nothing about any message.
+ */
+export async function ensureConnected(lane: Lane, opts: LaneOptions): Promise<string | undefined> {
+  try {
+    await retireStale(lane, opts.messagesPerConnection);
+    if (!lane.session) {
+      lane.session = await opts.connect();
+      opts.onConnected?.();
+    }
+    // Known alive now: the transaction that follows needs no RSET check of its own.
+    lane.lastUsed = Date.now();
+    return undefined;
+  } catch (e) {
+    await lane.session?.close().catch(() => {});
+    lane.session = undefined;
+    return errorMessage(e);
+  }
 }
 
 /** Sends `opened` to the lane's pending recipients, reusing or replacing its connection. */

@@ -37,7 +37,12 @@ export function applyResults(
     const result = r.status === "pending" ? byAddress.get(r.address) : undefined;
     if (!result) return r;
     changes.push({ address: r.address, result });
-    const base = { ...r, response: result.response, updatedAt: at };
+    const base = {
+      ...r,
+      response: result.response,
+      updatedAt: at,
+      ...(result.upstream ? { via: result.upstream } : {}),
+    };
     const bounced = noticeOwed(record, r, result);
     switch (result.status) {
       case "delivered":

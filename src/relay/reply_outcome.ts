@@ -12,6 +12,16 @@ export function statusOf(code: number | undefined): RecipientResult["status"] {
   return "deferred";
 }
 
+/**
+ * A reply that says the upstream is throttling us rather than anything about a recipient:
+ * 421 (closing), 454 4.7.0 (Gmail's "too many login attempts"), or a 450/451 about a rate.
+ */
+export function isThrottle(response: string | undefined): boolean {
+  if (!response) return false;
+  if (/^421\b/.test(response) || /^454[ -]4\.7\.0\b/.test(response)) return true;
+  return /^45[01]\b/.test(response) && /\b(rate|too many|throttl\w*|slow down)\b/i.test(response);
+}
+
 /** The reply code at the start of a server reply ("250 ok" → 250), if there is one. */
 export function replyCode(text: string | undefined): number | undefined {
   const m = text ? /^([2-5]\d\d)[ -]/.exec(text) : null;

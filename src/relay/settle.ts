@@ -30,8 +30,8 @@ export interface SettleOptions {
   log: Logger;
   metrics: Metrics;
   hostname: string;
-  /** The upstream for logs and bounces' Remote-MTA (never with secrets). */
-  upstreamName: string;
+  /** The upstreams, for logs, metrics and reports' Remote-MTA (names never hold secrets). */
+  upstreams: readonly { name: string }[];
   retry: RetryPolicy;
 }
 
@@ -150,19 +150,12 @@ export class Settler {
 
   #logChange(id: string, address: string, result: RecipientResult): void {
     const { log, metrics } = this.options;
+    const upstream = result.upstream ?? this.options.upstreams[0]?.name ?? "none";
+    metrics.outcome(result.status, upstream);
     if (result.status === "delivered") {
-      metrics.inc("deliveries_total");
-      log.info("delivered", {
-        id,
-        to: `<${address}>`,
-        upstream: this.options.upstreamName,
-        response: result.response,
-      });
+      log.info("delivered", { id, to: `<${address}>`, upstream, response: result.response });
     } else if (result.status === "failed") {
-      metrics.inc("failures_total");
-      log.warn("failed", { id, to: `<${address}>`, response: result.response });
-    } else {
-      metrics.inc("deferrals_total");
+      log.warn("failed", { id, to: `<${address}>`, upstream, response: result.response });
     }
   }
 
@@ -182,7 +175,10 @@ export class Settler {
 
   /** Who the DSNs say reported: this host, and the upstream's host. */
   #source(): BounceSource {
-    return { hostname: this.options.hostname, remoteMta: remoteMtaOf(this.options.upstreamName) };
+    return {
+      hostname: this.options.hostname,
+      remoteMta: remoteMtaOf(this.options.upstreams[0]?.name),
+    };
   }
 
   /** Queues the one delay warning (RFC 3464 "delayed") when it is due; true if it was. */

@@ -34,7 +34,7 @@ import {
   UpstreamError,
   type UpstreamOptions,
 } from "./upstream_types.ts";
-import { type ExtraParams, extraParams, withExtraParams } from "./envelope_params.ts";
+import { type ExtraParams, extraParams, rcptMaxOf, withExtraParams } from "./envelope_params.ts";
 
 const DEFAULT_CONNECT_TIMEOUT = 30_000;
 const DEFAULT_SOCKET_TIMEOUT = 5 * 60_000;
@@ -169,6 +169,11 @@ export class UpstreamSession {
   /** Messages transmitted (MAIL FROM issued) on this connection, for the reuse limit. */
   get sentCount(): number {
     return this.#sent;
+  }
+
+  /** Recipients the upstream takes per transaction, by its EHLO `LIMITS RCPTMAX` (RFC 9422). */
+  get recipientLimit(): number | undefined {
+    return rcptMaxOf(stringArray((this.#conn as unknown as { _ehloLines?: unknown })._ehloLines));
   }
 
   /** False once the connection is closed or broken; the worker should open a new one. */

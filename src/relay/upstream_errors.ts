@@ -149,7 +149,14 @@ export function classifySendFailure(
     // sending limit) are about the session or account, not this message: retry later
     // rather than bounce the whole queue.
     const sessionLevel = code === 530 || /\b[45]\.4\.5\b/.test(response);
-    if (!sessionLevel) return results(all(statusOf(code), code, response));
+    if (!sessionLevel) {
+      // A 4xx to MAIL FROM is the upstream's answer to the whole transaction: the next
+      // upstream in a failover list may take it (a 5xx is the answer about the message).
+      const list = all(statusOf(code), code, response);
+      return results(
+        statusOf(code) === "deferred" ? list.map((r) => ({ ...r, refusedMail: true })) : list,
+      );
+    }
     return results(all("deferred", code, response).map((r) => ({ ...r, sessionLevel: true })));
   }
   if (err.command === "RCPT TO") {

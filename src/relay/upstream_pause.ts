@@ -1,7 +1,8 @@
 /**
- * The pause after the upstream could not take mail (connect, TLS, login, or an
- * account-level refusal): one failure of the upstream, not one per message,
- * doubling per outage, over when a connection gets through or on `queue flush`.
+ * The pause after an upstream could not take mail (connect, TLS, login, an account-level
+ * refusal or a throttling reply): one failure of the upstream, not one per message,
+ * doubling per outage, over when a connection gets through or on `queue flush`. With a
+ * failover list each upstream has its own; deliveries wait only when all are paused.
  */
 
 import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
@@ -59,5 +60,58 @@ export class UpstreamPause {
     this.#until = 0;
     this.#failingSince = 0;
     if (changed) this.onChange();
+  }
+}
+
+/** The pauses of the upstreams in failover order, and what they mean together. */
+export class UpstreamPauses {
+  #pauses: UpstreamPause[] = [];
+
+  constructor(readonly retry: RetryPolicy, count: number, readonly onChange: () => void) {
+    this.resize(count);
+  }
+
+  /** The pause of upstream `i`. */
+  at(i: number): UpstreamPause {
+    return this.#pauses[i]!;
+  }
+
+  /** After a reload with another list: every upstream starts unpaused. */
+  resize(count: number): void {
+    this.#pauses = Array.from(
+      { length: count },
+      () => new UpstreamPause(this.retry, this.onChange),
+    );
+  }
+
+  /** True while every upstream is paused: nothing can be sent. */
+  paused(now = Date.now()): boolean {
+    return this.#pauses.length > 0 && this.#pauses.every((p) => p.paused(now));
+  }
+
+  /** When the first upstream may be tried again, while all are paused (else 0). */
+  get until(): number {
+    return this.paused() ? Math.min(...this.#pauses.map((p) => p.until)) : 0;
+  }
+
+  /** Outages in a row of the healthiest upstream: 0 while any works (then all lanes run). */
+  get failures(): number {
+    return this.#pauses.length === 0 ? 0 : Math.min(...this.#pauses.map((p) => p.failures));
+  }
+
+  /** Since when every upstream has been failing (ms since epoch; 0 while any works). */
+  get failingSince(): number {
+    const since = this.#pauses.map((p) => p.failingSince);
+    return since.length > 0 && since.every((s) => s > 0) ? Math.max(...since) : 0;
+  }
+
+  /** The error that paused the first upstream, while all are paused. */
+  get error(): string | undefined {
+    return this.paused() ? this.#pauses[0]?.error : undefined;
+  }
+
+  /** Ends every pause (`queue flush`, `queue requeue`). */
+  recovered(): void {
+    for (const p of this.#pauses) p.recovered();
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { MessageDsn, RecipientDsn } from "../smtp/dsn.ts";
 import type { UpstreamConfig } from "../upstream_url.ts";
+import type { UpstreamSession } from "./upstream.ts";
 
 /** Credentials for the smarthost: a password (PLAIN/LOGIN) or an OAuth2 refresh token. */
 export type UpstreamAuth =
@@ -39,6 +40,16 @@ export interface UpstreamOptions {
   transactionTimeoutMs?: number;
 }
 
+/** One configured upstream, in failover order: how to reach it, and its limits. */
+export interface UpstreamTarget {
+  /** As the operator wrote it (a URL never holds a password): logs, metrics, reports. */
+  name: string;
+  /** Opens an authenticated connection. */
+  connect: () => Promise<UpstreamSession>;
+  /** Recipients per transaction; more are split into several (its LIMITS may lower it). */
+  maxRecipients: number;
+}
+
 /** One queued message as the upstream client needs it. */
 export interface OutgoingMessage {
   /** Envelope sender; "" for the null sender `<>`. */
@@ -71,8 +82,12 @@ export interface RecipientResult {
    * message: the worker pauses the queue as for a failed login.
    */
   sessionLevel?: boolean;
+  /** Deferred by a 4xx to MAIL FROM: the whole transaction, not this recipient, was refused. */
+  refusedMail?: boolean;
   /** Delivered to an upstream that offers DSN, with the client's DSN requests passed on. */
   dsnForwarded?: boolean;
+  /** The upstream that gave this result (its name); none when no upstream answered. */
+  upstream?: string;
 }
 
 /**

@@ -17,10 +17,10 @@ import type { Lane } from "./lane.ts";
 import { OperatorDesk } from "./operator_desk.ts";
 import { ServerStateWriter } from "../queue/server_state.ts";
 import { Settler } from "./settle.ts";
-import { UpstreamPause } from "./upstream_pause.ts";
+import { UpstreamPauses } from "./upstream_pause.ts";
 import { DueQueue } from "./due_queue.ts";
 import { type QueueCounts, queueCounts } from "./queue_counts.ts";
-import type { UpstreamSession } from "./upstream.ts";
+import type { UpstreamTarget } from "./upstream_types.ts";
 
 /** How long stop() waits, after closing connections, for lanes still connecting. */
 const CLOSE_GRACE_MS = 2000;
@@ -34,10 +34,8 @@ export interface WorkerOptions {
   spool: Spool;
   log: Logger;
   metrics: Metrics;
-  /** Opens an authenticated upstream connection; absent in hold mode (nothing is sent). */
-  connect?: () => Promise<UpstreamSession>;
-  /** Human description of the upstream for logs (never with secrets). */
-  upstreamName: string;
+  /** The upstreams in failover order; none is hold mode (nothing is sent). */
+  upstreams: UpstreamTarget[];
   hostname: string;
   concurrency: number;
   messagesPerConnection: number;
@@ -46,7 +44,7 @@ export interface WorkerOptions {
   pollMs?: number;
 }
 
-/** Delivers the queue through one upstream. */
+/** Delivers the queue through its upstreams, in failover order. */
 export class DeliveryWorker {
   /** Scheduled messages by earliest next attempt; in-flight ones are not in it. */
   #schedule = new DueQueue();
@@ -64,8 +62,8 @@ export class DeliveryWorker {
   /** Ids changed while a scan reads the spool: the scan's older view must not override them. */
   #touched = new Set<string>();
   #lastScan = 0;
-  /** After a failure to connect or log in, lanes wait (see UpstreamPause). */
-  #pause: UpstreamPause;
+  /** After a failure to connect or log in, that upstream waits (see UpstreamPause). */
+  #pauses: UpstreamPauses;
   #lanes = new Set<Lane>();
   /** Wakes lanes that keep an idle connection open (see #linger). */
   #lingering = new Set<() => void>();
@@ -78,7 +76,11 @@ export class DeliveryWorker {
 
   constructor(readonly options: WorkerOptions) {
     this.#state = new ServerStateWriter(options.spool.dir, options.log);
-    this.#pause = new UpstreamPause(options.retry, () => this.#publish());
+    this.#pauses = new UpstreamPauses(
+      options.retry,
+      options.upstreams.length,
+      () => this.#publish(),
+    );
     this.#settler = new Settler(options, {
       reschedule: (id, at) => {
         this.#touched.add(id);
@@ -102,7 +104,7 @@ export class DeliveryWorker {
       fresh: this.#fresh,
       settler: this.#settler,
       schedule: this.#schedule,
-      pause: this.#pause,
+      pauses: this.#pauses,
       kick: () => this.#kick(),
     };
     this.#desk = new OperatorDesk(options, {
@@ -117,14 +119,14 @@ export class DeliveryWorker {
       held: (id) => this.#held.add(id),
       schedule: (id, at, { endPause }) => {
         this.#schedule.set(id, at);
-        if (endPause) this.#pause.recovered();
+        if (endPause) this.#pauses.recovered();
         this.#kick();
       },
     });
   }
 
   get #holding(): boolean {
-    return this.options.connect === undefined;
+    return this.options.upstreams.length === 0;
   }
 
   /** Messages known to the worker (queued and not yet finished). */
@@ -137,9 +139,9 @@ export class DeliveryWorker {
     return queueCounts(this.#schedule, this.#inFlight, this.#held, this.#holding, now);
   }
 
-  /** The upstream's pause state, for metrics and /readyz. */
-  get upstreamPause(): UpstreamPause {
-    return this.#pause;
+  /** The upstreams' pause state, for metrics and /readyz. */
+  get upstreamPause(): UpstreamPauses {
+    return this.#pauses;
   }
 
   /**
@@ -147,17 +149,23 @@ export class DeliveryWorker {
    * finish their messages first. Hold mode cannot be turned on or off this way.
    */
   reconfigure(next: Omit<WorkerOptions, "spool" | "log" | "metrics" | "pollMs">): void {
-    if ((next.connect === undefined) !== this.#holding) {
+    if ((next.upstreams.length === 0) !== this.#holding) {
       throw new Error("switching between hold mode and an upstream needs a restart");
     }
     for (const lane of this.#lanes) lane.retire = true;
+    const names = (list: UpstreamTarget[]) => list.map((u) => u.name).join("\n");
+    if (names(next.upstreams) !== names(this.options.upstreams)) {
+      this.#pauses.resize(next.upstreams.length);
+    }
     Object.assign(this.options, next);
     this.#kick();
   }
 
   /** Where mail goes, for the start-up log line. */
   describe(): string {
-    return this.options.upstreamName;
+    return this.#holding
+      ? "none (hold mode)"
+      : this.options.upstreams.map((u) => u.name).join(", then ");
   }
 
   /** Scans the spool (messages survive restarts) and begins delivering. */
@@ -222,7 +230,7 @@ export class DeliveryWorker {
 
   /** Tells `carrier queue list` why mail waits: hold mode, or the upstream's pause. */
   #publish(): Promise<void> {
-    const { until, error } = this.#pause;
+    const { until, error } = this.#pauses;
     return this.#state.publish({
       mode: this.#holding ? "hold" : "relay",
       ...(until > 0 ? { pausedUntil: new Date(until).toISOString(), pauseError: error } : {}),
@@ -269,7 +277,7 @@ export class DeliveryWorker {
           this.#held.add(r.id);
         } else this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
       }
-      if (flush) this.#pause.recovered();
+      if (flush) this.#pauses.recovered();
       this.#lastScan = now;
       this.options.metrics.set("queue_messages", this.queueSize);
     };
@@ -281,18 +289,18 @@ export class DeliveryWorker {
   #kick(): void {
     if (!this.#running || this.#stopping || this.#holding) return;
     const now = Date.now();
-    if (this.#pause.paused(now)) {
+    if (this.#pauses.paused(now)) {
       // One login failure is enough: do not try it again once per queued message.
       clearTimeout(this.#timer);
       this.#timer = setTimeout(
         () => this.#kick(),
-        Math.min(this.#pause.until - now, 2 ** 31 - 1),
+        Math.min(this.#pauses.until - now, 2 ** 31 - 1),
       );
       return;
     }
     const next = this.#schedule.nextAt();
-    // While the upstream is failing, one lane probes it; the others wait for a success.
-    const lanes = this.#pause.failures > 0 ? 1 : this.options.concurrency;
+    // While every upstream is failing, one lane probes; the others wait for a success.
+    const lanes = this.#pauses.failures > 0 ? 1 : this.options.concurrency;
     // A lane that finds nothing due left ends at once, so an estimate is enough here.
     let due = next <= now ? this.#schedule.size : 0;
     // Lanes keeping their connection for more mail take it first.
@@ -311,7 +319,7 @@ export class DeliveryWorker {
   #takeDue(): string | undefined {
     if (this.#stopping) return undefined;
     const now = Date.now();
-    if (this.#pause.paused(now)) return undefined;
+    if (this.#pauses.paused(now)) return undefined;
     for (let id = this.#schedule.takeDue(now); id !== undefined; id = this.#schedule.takeDue(now)) {
       // Scheduled again while an attempt is under way (a scan): that attempt reschedules it.
       if (this.#inFlight.has(id)) continue;

@@ -10,9 +10,12 @@ import { errorMessage, type Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Spool } from "../queue/spool.ts";
 import { UpstreamSession } from "./upstream.ts";
-import type { UpstreamAuth, UpstreamOptions } from "./upstream_types.ts";
+import type { UpstreamAuth, UpstreamOptions, UpstreamTarget } from "./upstream_types.ts";
 import { parseUpstreamUrl, type UpstreamConfig } from "../upstream_url.ts";
 import { DeliveryWorker, type WorkerOptions } from "./worker.ts";
+
+/** Recipients in one upstream transaction unless the upstream's LIMITS says fewer (Gmail's cap). */
+const MAX_RECIPIENTS_PER_TRANSACTION = 100;
 
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
 export async function createDeliveryWorker(
@@ -47,15 +50,28 @@ export async function deliverySettings(
       delayWarningMs: config.delayWarning * 1000,
     },
   };
-  if (!config.upstream) return { ...common, upstreamName: "none (hold mode)" };
+  const upstreams: UpstreamTarget[] = [];
+  for (let i = 0; i < config.upstream.length; i++) {
+    upstreams.push(await upstreamTarget(config, i, env));
+  }
+  return { ...common, upstreams };
+}
+
+/** Upstream `i` of the failover list: its URL, credentials, CA and timeouts. */
+async function upstreamTarget(
+  config: Config,
+  i: number,
+  env: (name: string) => string | undefined,
+): Promise<UpstreamTarget> {
+  const url = config.upstream[i]!;
   let upstream: UpstreamConfig;
   try {
-    upstream = parseUpstreamUrl(config.upstream);
+    upstream = parseUpstreamUrl(url);
   } catch (e) {
     throw new ConfigError(`upstream: ${errorMessage(e)}`);
   }
   if (config.upstreamServername) upstream = { ...upstream, servername: config.upstreamServername };
-  const auth = await upstreamAuth(config, upstream, env);
+  const auth = await upstreamAuth(config, upstream, i, env);
   let ca: string | undefined;
   if (config.upstreamCa) {
     try {
@@ -75,20 +91,29 @@ export async function deliverySettings(
     transactionTimeoutMs: Math.max(config.upstreamTimeout, 600) * 1000,
   };
   return {
-    ...common,
-    connect: () => UpstreamSession.open(options),
     // As the operator wrote it (a URL never holds the password), in logs, metrics and bounces.
-    upstreamName: config.upstream,
+    name: url,
+    connect: () => UpstreamSession.open(options),
+    maxRecipients: MAX_RECIPIENTS_PER_TRANSACTION,
   };
 }
 
-/** The upstream credentials: OAuth2 when its variables are set, else a password, else none. */
+/** The environment variable with the password of upstream `i` (0-based) of the list. */
+export function upstreamPasswordVariable(i: number): string {
+  return i === 0 ? "CARRIER_UPSTREAM_PASSWORD" : `CARRIER_UPSTREAM_PASSWORD_${i + 1}`;
+}
+
+/**
+ * The credentials of upstream `i`: OAuth2 (the first upstream only) when its variables are
+ * set, else a password (its own file or variable, or the shared one), else none.
+ */
 async function upstreamAuth(
   config: Config,
   upstream: UpstreamConfig,
+  i: number,
   env: (name: string) => string | undefined,
 ): Promise<UpstreamAuth | undefined> {
-  const refreshToken = env("CARRIER_OAUTH2_REFRESH_TOKEN");
+  const refreshToken = i === 0 ? env("CARRIER_OAUTH2_REFRESH_TOKEN") : undefined;
   if (refreshToken) {
     const clientId = env("CARRIER_OAUTH2_CLIENT_ID");
     const clientSecret = env("CARRIER_OAUTH2_CLIENT_SECRET");
@@ -99,14 +124,15 @@ async function upstreamAuth(
     }
     return { kind: "xoauth2", user: upstream.user, clientId, clientSecret, refreshToken };
   }
-  let password = env("CARRIER_UPSTREAM_PASSWORD");
-  if (config.upstreamPasswordFile) {
+  const variable = upstreamPasswordVariable(i);
+  let password = env(variable) ?? env("CARRIER_UPSTREAM_PASSWORD");
+  const files = config.upstreamPasswordFile;
+  const file = files.length === 1 ? files[0] : files[i];
+  if (file) {
     try {
-      password = (await Deno.readTextFile(config.upstreamPasswordFile)).replace(/\r?\n$/, "");
+      password = (await Deno.readTextFile(file)).replace(/\r?\n$/, "");
     } catch (e) {
-      throw new ConfigError(
-        `upstream-password-file: cannot read ${config.upstreamPasswordFile}: ${errorMessage(e)}`,
-      );
+      throw new ConfigError(`upstream-password-file: cannot read ${file}: ${errorMessage(e)}`);
     }
   }
   if (upstream.user === undefined) {
@@ -119,7 +145,7 @@ async function upstreamAuth(
   }
   if (!password) {
     throw new ConfigError(
-      `upstream: user ${upstream.user} needs a password: set CARRIER_UPSTREAM_PASSWORD or --upstream-password-file`,
+      `upstream: user ${upstream.user} needs a password: set ${variable} or --upstream-password-file`,
     );
   }
   return { kind: "password", user: upstream.user, password };

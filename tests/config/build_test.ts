@@ -34,8 +34,8 @@ Deno.test("defaults", async () => {
     userSenders: undefined,
     rateMessagesPerMinute: 0,
     rateRecipientsPerHour: 0,
-    upstream: undefined,
-    upstreamPasswordFile: undefined,
+    upstream: [],
+    upstreamPasswordFile: [],
     upstreamCa: undefined,
     upstreamServername: undefined,
     deliveryConcurrency: 16,
@@ -115,14 +115,14 @@ Deno.test("flags override the environment, which overrides the file", async () =
     async (path) => {
       const fileOnly = await buildConfig(flags("--config", path), noEnv, host);
       strictEqual(fileOnly.configFile, path);
-      strictEqual(fileOnly.upstream, "starttls://file@smtp.example.com");
+      deepStrictEqual(fileOnly.upstream, ["starttls://file@smtp.example.com"]);
       strictEqual(fileOnly.maxRecipients, 5);
       strictEqual(fileOnly.spool, "/from/file");
       deepStrictEqual(fileOnly.listen, [{ hostname: "127.0.0.1", port: 3000 }]);
 
       const env = envOf({ CARRIER_UPSTREAM: "smtps://env@smtp.example.com" });
       const withEnv = await buildConfig(flags("--config", path), env, host);
-      strictEqual(withEnv.upstream, "smtps://env@smtp.example.com");
+      deepStrictEqual(withEnv.upstream, ["smtps://env@smtp.example.com"]);
       strictEqual(withEnv.maxRecipients, 5, "other file keys stay");
 
       const withFlag = await buildConfig(
@@ -139,7 +139,7 @@ Deno.test("flags override the environment, which overrides the file", async () =
         env,
         host,
       );
-      strictEqual(withFlag.upstream, "smtps://flag@smtp.example.com");
+      deepStrictEqual(withFlag.upstream, ["smtps://flag@smtp.example.com"]);
       strictEqual(withFlag.maxRecipients, 9);
       strictEqual(withFlag.spool, "/from/flag");
 
@@ -158,7 +158,7 @@ Deno.test("flags override the environment, which overrides the file", async () =
 Deno.test("an empty CARRIER_UPSTREAM does not clear the file's upstream", async () => {
   await withFile(JSON.stringify({ upstream: "smtps://smtp.example.com" }), async (path) => {
     const c = await buildConfig(flags("--config", path), envOf({ CARRIER_UPSTREAM: "" }), host);
-    strictEqual(c.upstream, "smtps://smtp.example.com");
+    deepStrictEqual(c.upstream, ["smtps://smtp.example.com"]);
   });
 });
 

@@ -109,17 +109,17 @@ upstream = "smtps://file@smtp.example.com:465"
     strictEqual(fromEnv.configFile, path);
     strictEqual(fromEnv.maxRecipients, 5);
     strictEqual(fromEnv.spool, `${dir}/spool`);
-    strictEqual(fromEnv.upstream, "smtps://file@smtp.example.com:465");
+    deepStrictEqual(fromEnv.upstream, ["smtps://file@smtp.example.com:465"]);
     const envWins = await checked(["--config", path], {
       CARRIER_UPSTREAM: "smtps://env@smtp.example.com:465",
     });
-    strictEqual(envWins.upstream, "smtps://env@smtp.example.com:465");
+    deepStrictEqual(envWins.upstream, ["smtps://env@smtp.example.com:465"]);
     const flagWins = await checked(
       ["--config", path, "--max-recipients", "7", "--upstream", "smtps://flag@smtp.example.com"],
       { CARRIER_UPSTREAM: "smtps://env@smtp.example.com:465" },
     );
     strictEqual(flagWins.maxRecipients, 7);
-    strictEqual(flagWins.upstream, "smtps://flag@smtp.example.com");
+    deepStrictEqual(flagWins.upstream, ["smtps://flag@smtp.example.com"]);
     // A JSON file (camelCase keys) says the same.
     const json = join(dir, "carrier.json");
     await Deno.writeTextFile(json, JSON.stringify({ maxRecipients: 5, logFormat: "json" }));

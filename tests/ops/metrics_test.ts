@@ -63,9 +63,11 @@ Deno.test("render: HELP and TYPE before each family, counters and gauges", () =>
 });
 
 Deno.test("render: labelled families derived from the counters, build info, queue depth", () => {
-  const m = new Metrics("1.2.3", "starttls://smtp.example.com:587");
-  m.inc("deliveries_total", 2);
-  m.inc("failures_total");
+  const m = new Metrics("1.2.3", ["starttls://smtp.example.com:587", "smtps://backup:465"]);
+  m.outcome("delivered", "starttls://smtp.example.com:587");
+  m.outcome("delivered", "starttls://smtp.example.com:587");
+  m.outcome("failed", "starttls://smtp.example.com:587");
+  m.outcome("deferred", "smtps://backup:465");
   m.inc("relay_denied_total", 3);
   m.queueDepth = { due: 1, deferred: 4, held: 0 };
   const v = samples(m.render());
@@ -74,6 +76,11 @@ Deno.test("render: labelled families derived from the counters, build info, queu
   strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="delivered",${up}}`), 2);
   strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="failed",${up}}`), 1);
   strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="deferred",${up}}`), 0);
+  const backup = 'upstream="smtps://backup:465"';
+  strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="deferred",${backup}}`), 1);
+  strictEqual(v.get(`carrier_delivery_outcomes_total{outcome="delivered",${backup}}`), 0);
+  strictEqual(v.get("carrier_deliveries_total"), 2, "the unlabelled total counts them all");
+  strictEqual(v.get("carrier_deferrals_total"), 1);
   strictEqual(v.get('carrier_refusals_total{reason="relay_denied"}'), 3);
   strictEqual(v.get('carrier_refusals_total{reason="connection_limit"}'), 0);
   strictEqual(v.get('carrier_queue_depth{state="deferred"}'), 4);
@@ -81,11 +88,11 @@ Deno.test("render: labelled families derived from the counters, build info, queu
 });
 
 Deno.test("render: the upstream reply histogram has cumulative buckets, sum and count", () => {
-  const m = new Metrics("1", "u");
-  m.observeUpstreamReply(0.003);
-  m.observeUpstreamReply(0.2);
-  m.observeUpstreamReply(0.25);
-  m.observeUpstreamReply(100);
+  const m = new Metrics("1", ["u"]);
+  m.observeUpstreamReply(0.003, "u");
+  m.observeUpstreamReply(0.2, "u");
+  m.observeUpstreamReply(0.25, "u");
+  m.observeUpstreamReply(100, "u");
   const v = samples(m.render());
   const b = (le: string) => v.get(`carrier_upstream_reply_seconds_bucket{upstream="u",le="${le}"}`);
   strictEqual(b("0.005"), 1);

@@ -70,22 +70,25 @@ export async function withEnv(
           spool,
           log,
           metrics,
-          connect: hold ? undefined : () =>
-            UpstreamSession.open({
-              config: {
-                security: "starttls",
-                host: "127.0.0.1",
-                port,
-                servername: "localhost",
-                user: "relay",
-              },
-              auth: { kind: "password", user: "relay", password },
-              ca: pki.caCert,
-              clientHostname: "carrier.test",
-              connectTimeoutMs: 5000,
-              socketTimeoutMs: 10_000,
-            }),
-          upstreamName: hold ? "none (hold mode)" : `starttls://relay@127.0.0.1:${port}`,
+          upstreams: hold ? [] : [{
+            name: `starttls://relay@127.0.0.1:${port}`,
+            maxRecipients: 100,
+            connect: () =>
+              UpstreamSession.open({
+                config: {
+                  security: "starttls",
+                  host: "127.0.0.1",
+                  port,
+                  servername: "localhost",
+                  user: "relay",
+                },
+                auth: { kind: "password", user: "relay", password },
+                ca: pki.caCert,
+                clientHostname: "carrier.test",
+                connectTimeoutMs: 5000,
+                socketTimeoutMs: 10_000,
+              }),
+          }],
           hostname: "carrier.test",
           concurrency: 2,
           messagesPerConnection: 50,

@@ -158,13 +158,17 @@ Deno.test("worker: stop() is bounded even while a lane waits for an upstream tha
     })();
     try {
       const w = worker({
-        connect: () =>
-          UpstreamSession.open({
-            config: { security: "starttls", host: "127.0.0.1", port: silent.addr.port },
-            ca: pki.caCert,
-            clientHostname: "carrier.test",
-            connectTimeoutMs: 120_000, // far beyond the bound below
-          }),
+        upstreams: [{
+          name: "silent",
+          maxRecipients: 100,
+          connect: () =>
+            UpstreamSession.open({
+              config: { security: "starttls", host: "127.0.0.1", port: silent.addr.port },
+              ca: pki.caCert,
+              clientHostname: "carrier.test",
+              connectTimeoutMs: 120_000, // far beyond the bound below
+            }),
+        }],
       });
       await w.start();
       await enqueue(spool, { recipients: ["bob@example.net"] }).then((r) => w.notify(r));

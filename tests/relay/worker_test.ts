@@ -279,7 +279,7 @@ Deno.test("worker: reconfigure takes new credentials; the next connection uses t
     await waitAttempts(spool, record.id, 1);
     strictEqual(host.received.length, 0);
     const fixed = worker({}); // the same settings with the right password
-    w.reconfigure({ ...fixed.options, connect: fixed.options.connect });
+    w.reconfigure({ ...fixed.options });
     await spool.requests.askFlush();
     const [mail] = await host.waitFor(1, 8000);
     deepStrictEqual(mail.to, ["bob@example.net"]);
