@@ -55,7 +55,8 @@ export async function main(args: string[]): Promise<number> {
     const config = await loadConfig(values);
     switch (command as Command) {
       case "serve":
-        return await runServe(config);
+        // A reload builds it again the same way: the file re-read, flags and environment kept.
+        return await runServe(config, () => loadConfig(values));
       case "queue":
         return await runQueueCommand(config, positionals, {
           json: values.json === true,

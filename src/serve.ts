@@ -1,7 +1,7 @@
 /**
  * `carrier serve`: opens the spool, builds policy, TLS and AUTH from the config,
  * starts the listeners and the delivery worker, and handles signals (SIGINT and
- * SIGTERM stop gracefully, SIGHUP reloads certificates and users, SIGUSR2 drains).
+ * SIGTERM stop gracefully, SIGHUP reloads the configuration (src/reload.ts), SIGUSR2 drains).
  */
 
 import { ConfigError } from "./config/error.ts";
@@ -13,39 +13,25 @@ import { startMetricsServer } from "./ops/metrics_server.ts";
 import { Readiness } from "./ops/readiness.ts";
 import { VERSION } from "./version.ts";
 import { UserAuthenticator } from "./policy/authenticator.ts";
-import { NetworkList } from "./policy/networks.ts";
 import { RelayPolicy } from "./policy/relay_policy.ts";
-import { UserDb } from "./policy/users.ts";
 import { Spool } from "./queue/spool.ts";
 import { createDeliveryWorker } from "./relay/worker_setup.ts";
 import { untilDrained } from "./server/drain.ts";
-import { checkTlsMaterial, SmtpServer, type TlsMaterial } from "./server/server.ts";
+import { SmtpServer } from "./server/server.ts";
+import { prepare, Reloader } from "./reload.ts";
 
-/** Runs the server until a stop signal; returns the exit code. */
-export async function runServe(config: Config): Promise<number> {
+/**
+ * Runs the server until a stop signal; returns the exit code. `reloadConfig` builds the
+ * configuration again as `config` was built (the config file re-read) for SIGHUP.
+ */
+export async function runServe(
+  config: Config,
+  reloadConfig: () => Promise<Config> = () => Promise.resolve(config),
+): Promise<number> {
   const log = new Logger(config.logFormat);
   // Label values as the operator wrote the URLs (they never carry a password).
   const metrics = new Metrics(VERSION, config.upstream.length > 0 ? config.upstream : ["none"]);
-  let networks: NetworkList;
-  try {
-    networks = NetworkList.parse(config.relayNetworks);
-  } catch (e) {
-    throw new ConfigError(`relay-networks: ${errorMessage(e)}`);
-  }
-  try {
-    NetworkList.parse(config.proxyProtocolFrom);
-  } catch (e) {
-    throw new ConfigError(`proxy-protocol-from: ${errorMessage(e)}`);
-  }
-  const tls = config.tlsCert ? await readTls(config) : undefined;
-  if (tls) {
-    try {
-      checkTlsMaterial(tls);
-    } catch (e) {
-      throw new ConfigError(`tls-cert/tls-key: ${errorMessage(e)}`);
-    }
-  }
-  const users = config.users ? await loadUsers(config.users) : undefined;
+  const { networks, tls, users } = await prepare(config);
   const authenticator = users ? new UserAuthenticator(users) : undefined;
 
   const spool = await Spool.open(config.spool);
@@ -113,6 +99,18 @@ export async function runServe(config: Config): Promise<number> {
       pause: worker.upstreamPause,
     }, log)
     : undefined;
+  const reloader = new Reloader(
+    config,
+    { log, metrics, server, policy, worker, readiness, authenticator },
+    reloadConfig,
+  );
+  // Reloads run one at a time: two SIGHUPs in a row never interleave. Listening before
+  // "started" is logged, so a SIGHUP sent on seeing it is never lost.
+  let reloading = Promise.resolve();
+  const onHup = () => {
+    reloading = reloading.then(() => reloader.reload());
+  };
+  Deno.addSignalListener("SIGHUP", onHup);
   log.info("started", {
     hostname: config.hostname,
     spool: config.spool,
@@ -138,32 +136,11 @@ export async function runServe(config: Config): Promise<number> {
       Deno.addSignalListener(signal, () => resolve(signal));
     }
   });
-  const reload = async () => {
-    try {
-      // Read and check everything first, then apply: a bad file changes nothing.
-      const newTls = config.tlsCert ? await readTls(config) : undefined;
-      if (newTls) checkTlsMaterial(newTls);
-      const newUsers = config.users ? await loadUsers(config.users) : undefined;
-      if (newTls) await server.reloadTls(newTls);
-      if (newUsers && authenticator) authenticator.users = newUsers;
-      log.info("reloaded", { tls: newTls ? "yes" : "no", users: newUsers ? "yes" : "no" });
-    } catch (e) {
-      log.error("reload failed; keeping the previous certificate and users", {
-        error: errorMessage(e),
-      });
-    }
-  };
-  // Reloads run one at a time: two SIGHUPs in a row never interleave.
-  let reloading = Promise.resolve();
-  const onHup = () => {
-    reloading = reloading.then(reload);
-  };
-  Deno.addSignalListener("SIGHUP", onHup);
   const drain = new Promise<string>((resolve) => {
     Deno.addSignalListener("SIGUSR2", () => resolve("SIGUSR2"));
   });
   let signal = await Promise.race([stopped, drain]);
-  const graceMs = config.shutdownTimeout * 1000;
+  const graceMs = reloader.config.shutdownTimeout * 1000;
   if (signal === "SIGUSR2") {
     // Drain: no new mail (the balancer moves on), the queue empties, then a normal stop.
     log.info("draining", { queue: worker.queueSize });
@@ -172,7 +149,7 @@ export async function runServe(config: Config): Promise<number> {
     if (outcome === "drained") log.info("drained", { queue: 0 });
     else signal = await stopped;
   }
-  log.info("stopping", { signal, graceSeconds: config.shutdownTimeout });
+  log.info("stopping", { signal, graceSeconds: reloader.config.shutdownTimeout });
   listening = false;
   prepareStop.abort();
   await Promise.all([server.stop(graceMs), worker.stop(graceMs), preparing]);
@@ -185,26 +162,4 @@ export async function runServe(config: Config): Promise<number> {
     addresses: server.addresses.map((a) => formatAddress(a.address)).join(",") || undefined,
   });
   return 0;
-}
-
-async function readTls(config: Config): Promise<TlsMaterial> {
-  const read = async (path: string, key: string) => {
-    try {
-      return await Deno.readTextFile(path);
-    } catch (e) {
-      throw new ConfigError(`${key}: cannot read ${path}: ${errorMessage(e)}`);
-    }
-  };
-  return {
-    cert: await read(config.tlsCert!, "tls-cert"),
-    key: await read(config.tlsKey!, "tls-key"),
-  };
-}
-
-async function loadUsers(path: string): Promise<UserDb> {
-  try {
-    return await UserDb.load(path);
-  } catch (e) {
-    throw new ConfigError(`users: ${errorMessage(e)}`);
-  }
 }

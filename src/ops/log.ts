@@ -44,7 +44,8 @@ export function stderrSink(line: string): void {
 /** The logger every part of Carrier writes through. */
 export class Logger {
   constructor(
-    readonly format: "text" | "json" = "text",
+    /** Line format; a reload may change it (every part shares this one logger). */
+    public format: "text" | "json" = "text",
     readonly sink: (line: string) => void = stderrSink,
     readonly now: () => Date = () => new Date(),
   ) {}

@@ -58,7 +58,7 @@ interface Bucket {
  * sustained use is capped at `limit` per window. `limit: 0` means unlimited.
  */
 export class RateLimiter {
-  readonly #limit: number;
+  #limit: number;
   readonly #windowMs: number;
   readonly #now: () => number;
   readonly #buckets: LruMap<Bucket>;
@@ -77,6 +77,19 @@ export class RateLimiter {
     this.#windowMs = opts.windowMs;
     this.#now = opts.now ?? Date.now;
     this.#buckets = new LruMap(Math.floor(maxKeys));
+  }
+
+  /** The limit per window (a reload may change it); the counts so far are kept. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  set limit(limit: number) {
+    checkCount("limit", limit, 0);
+    if (limit > 0 && !(this.#windowMs > 0 && Number.isFinite(this.#windowMs))) {
+      throw new RangeError(`windowMs must be a finite number > 0, got ${this.#windowMs}`);
+    }
+    this.#limit = limit;
   }
 
   /** Units used as of now (refilled share removed), without touching recency. */

@@ -29,9 +29,19 @@ export class RelayPolicy implements SessionPolicy {
   #messages: RateLimiter;
   #recipients: RateLimiter;
 
-  constructor(readonly options: RelayPolicyOptions) {
+  constructor(public options: RelayPolicyOptions) {
     this.#messages = new RateLimiter({ limit: options.messagesPerMinute, windowMs: 60_000 });
     this.#recipients = new RateLimiter({ limit: options.recipientsPerHour, windowMs: 3_600_000 });
+  }
+
+  /**
+   * Takes new settings (a reload): the next MAIL and RCPT are checked against them. The rate
+   * counters so far are kept, measured against the new limits.
+   */
+  reconfigure(options: RelayPolicyOptions): void {
+    this.#messages.limit = options.messagesPerMinute;
+    this.#recipients.limit = options.recipientsPerHour;
+    this.options = options;
   }
 
   mail(ctx: PolicyContext, sender: string): Reply | undefined {

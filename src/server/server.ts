@@ -5,8 +5,7 @@
  * waits on a session.
  */
 
-import { createPrivateKey, X509Certificate } from "node:crypto";
-import { createSecureContext, type SecureContext } from "node:tls";
+import type { SecureContext } from "node:tls";
 import type { Config } from "../config/schema.ts";
 import { formatAddress, type ListenAddress } from "../config/units.ts";
 import { errorMessage, type Logger } from "../ops/log.ts";
@@ -22,15 +21,12 @@ import { settlesWithin, withTimeout } from "../deadline.ts";
 import { isLoopbackAddress } from "../ip.ts";
 import { NetworkList } from "../policy/networks.ts";
 import { proxiedClient } from "./proxy_reader.ts";
+import { secureContextOf, type TlsMaterial } from "./tls_material.ts";
+
+export { checkTlsMaterial, type TlsMaterial } from "./tls_material.ts";
 
 /** The longest wait for a PROXY header (the command timeout, if shorter). */
 const PROXY_HEADER_TIMEOUT_MS = 30_000;
-
-/** Certificate and key in PEM, as read from the configured files. */
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-}
 
 /** What the server is built from. */
 export interface ServerDeps {
@@ -124,6 +120,28 @@ export class SmtpServer {
         throw e;
       }
     }
+  }
+
+  /**
+   * Takes a reloaded configuration for new connections (sessions already open keep
+   * theirs): limits, timeouts, hosts that send a PROXY header, AUTH and the
+   * certificate (the listeners stay as they are). The certificate is taken first
+   * and only when it differs, so a listener that cannot be reopened changes nothing.
+   */
+  async reconfigure(
+    next: { config: Config; authenticator?: Authenticator; tls?: TlsMaterial },
+  ): Promise<void> {
+    const proxyFrom = NetworkList.parse(next.config.proxyProtocolFrom);
+    if (next.tls) {
+      if (next.tls.cert !== this.#tls?.cert || next.tls.key !== this.#tls?.key) {
+        await this.reloadTls(next.tls);
+      }
+    } else if (this.#tls && !this.#listeners.some((l) => l.implicitTls)) {
+      this.#setTls(undefined); // no more STARTTLS
+    }
+    this.#proxyFrom = proxyFrom;
+    this.deps.config = next.config;
+    this.deps.authenticator = next.authenticator;
   }
 
   /**
@@ -375,24 +393,4 @@ export class SmtpServer {
       } catch { /* closed */ }
     });
   }
-}
-
-/** A server-side TLS context (TLS 1.2 or newer); throws on a bad certificate or key. */
-function secureContextOf(tls: TlsMaterial): SecureContext {
-  checkTlsMaterial(tls);
-  return createSecureContext({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" });
-}
-
-/**
- * Throws unless `cert` is a PEM certificate and `key` its private key. Deno's
- * createSecureContext accepts garbage, which would only fail at the first handshake.
- */
-export function checkTlsMaterial(tls: TlsMaterial): void {
-  let matches: boolean;
-  try {
-    matches = new X509Certificate(tls.cert).checkPrivateKey(createPrivateKey(tls.key));
-  } catch (e) {
-    throw new Error(`cannot read the certificate or key: ${errorMessage(e)}`);
-  }
-  if (!matches) throw new Error("the private key does not belong to the certificate");
 }
