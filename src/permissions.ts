@@ -10,6 +10,7 @@ import { COMMAND_OPTIONS, configFlags, parseFlags } from "./config/flags.ts";
 import type { Config } from "./config/schema.ts";
 import { formatAddress } from "./config/units.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
+import { resolveUpstreams } from "./config/upstreams.ts";
 
 /**
  * V8 settings every Carrier process runs with (dev task, tests, compiled binary).
@@ -25,16 +26,19 @@ export type Command = "serve" | "queue" | "users" | "check-config";
 /** Google's OAuth2 token endpoint (nodemailer's default), reached for XOAUTH2 access tokens. */
 export const OAUTH2_TOKEN_HOST = "accounts.google.com:443";
 
-/** Files `serve` only reads: certificate, key, users, upstream password and CA. */
+/** Files `serve` only reads: certificate, key, users, upstream passwords and CAs. */
 function readOnlyFiles(config: Config): string[] {
+  const upstreams = resolveUpstreams(config).upstreams;
   return [
     config.tlsCert,
     config.tlsKey,
     config.users,
     ...config.upstreamPasswordFile,
     config.upstreamCa,
+    ...upstreams.flatMap((u) => [u.passwordFile, u.ca]),
   ]
-    .filter((file): file is string => file !== undefined).map((file) => resolve(file));
+    .filter((file): file is string => file !== undefined).map((file) => resolve(file))
+    .filter((file, i, all) => all.indexOf(file) === i);
 }
 
 /** The `--allow-*` flags `command` needs under `config` (absolute paths). */
@@ -56,13 +60,14 @@ export function permissionFlags(
       for (const a of [...config.listen, ...config.listenTls]) net.add(formatAddress(a));
       if (config.metricsListen) net.add(formatAddress(config.metricsListen));
       for (const file of readOnlyFiles(config)) read.add(file);
-      config.upstream.forEach((url, i) => {
-        net.add(upstreamNetTarget(parseUpstreamUrl(url)));
-        // Each fallback may have a password of its own (see upstreamPasswordVariable).
-        if (i > 0) envNames.add(`CARRIER_UPSTREAM_PASSWORD_${i + 1}`);
-      });
-      if (config.upstream.length > 0 && env("CARRIER_OAUTH2_REFRESH_TOKEN")) {
-        net.add(OAUTH2_TOKEN_HOST);
+      for (const u of resolveUpstreams(config).upstreams) {
+        net.add(upstreamNetTarget(parseUpstreamUrl(u.url)));
+        // Each upstream may have a password (and OAuth2 client) of its own.
+        envNames.add(u.passwordVariable);
+        if (u.oauth2) {
+          for (const name of Object.values(u.oauth2)) envNames.add(name);
+          if (env(u.oauth2.refreshToken)) net.add(OAUTH2_TOKEN_HOST);
+        }
       }
       break;
     }

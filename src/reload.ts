@@ -20,6 +20,7 @@ import { deliverySettings } from "./relay/worker_setup.ts";
 import type { DeliveryWorker } from "./relay/worker.ts";
 import { checkTlsMaterial, type SmtpServer, type TlsMaterial } from "./server/server.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
+import { resolveUpstreams } from "./config/upstreams.ts";
 
 /** What changed between two configurations, as snake_case key names. */
 export interface ConfigChanges {
@@ -44,6 +45,8 @@ const UPSTREAM_KEYS: readonly (keyof Config)[] = [
   "upstreamPasswordFile",
   "upstreamCa",
   "upstreamServername",
+  "upstreams",
+  "routes",
 ];
 
 /** Whether the process may connect to `hostPort` (its `--allow-net`). */
@@ -65,12 +68,16 @@ export function compareConfigs(
     k !== "configFile" && JSON.stringify(running[k]) !== JSON.stringify(next[k])
   );
   const restart = new Set(changed.filter((k) => RESTART_KEYS.includes(k)));
-  if (changed.includes("upstream")) {
-    const holdSwitch = (running.upstream.length === 0) !== (next.upstream.length === 0);
-    const outside = next.upstream.some((url) =>
-      !netAllowed(upstreamNetTarget(parseUpstreamUrl(url)))
-    );
-    if (holdSwitch || outside) {
+  const upstreamChanged = UPSTREAM_KEYS.some((k) => changed.includes(k));
+  if (upstreamChanged) {
+    const before = resolveUpstreams(running).upstreams;
+    const after = resolveUpstreams(next).upstreams;
+    const holdSwitch = (before.length === 0) !== (after.length === 0);
+    const outside = after.some((u) => !netAllowed(upstreamNetTarget(parseUpstreamUrl(u.url))));
+    // A new named upstream's password variable is not in the granted --allow-env.
+    const known = new Set(before.map((u) => u.passwordVariable));
+    const newVariables = after.some((u) => !known.has(u.passwordVariable) && !u.passwordFile);
+    if (holdSwitch || outside || newVariables) {
       for (const k of UPSTREAM_KEYS) if (changed.includes(k)) restart.add(k);
     }
   }

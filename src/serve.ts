@@ -19,6 +19,7 @@ import { createDeliveryWorker } from "./relay/worker_setup.ts";
 import { untilDrained } from "./server/drain.ts";
 import { SmtpServer } from "./server/server.ts";
 import { prepare, Reloader } from "./reload.ts";
+import { resolveUpstreams } from "./config/upstreams.ts";
 
 /**
  * Runs the server until a stop signal; returns the exit code. `reloadConfig` builds the
@@ -30,7 +31,8 @@ export async function runServe(
 ): Promise<number> {
   const log = new Logger(config.logFormat);
   // Label values as the operator wrote the URLs (they never carry a password).
-  const metrics = new Metrics(VERSION, config.upstream.length > 0 ? config.upstream : ["none"]);
+  const names = resolveUpstreams(config).upstreams.map((u) => u.name);
+  const metrics = new Metrics(VERSION, names.length > 0 ? names : ["none"]);
   const { networks, tls, users } = await prepare(config);
   const authenticator = users ? new UserAuthenticator(users) : undefined;
 
@@ -119,7 +121,7 @@ export async function runServe(
     auth: users ? `${users.size} users` : "off",
     upstream: worker.describe(),
   });
-  if (config.upstream.length === 0) {
+  if (names.length === 0) {
     log.warn(
       "hold mode: no upstream configured; accepted mail is kept in the spool until one is set",
     );

@@ -12,7 +12,8 @@ import { ConfigError } from "./error.ts";
 import { flagSettings, type FlagValues } from "./flags.ts";
 import type { z } from "zod";
 import { type Config, type FileConfig, FileSchema, listEntries } from "./schema.ts";
-import { tomlName, tomlToFileKeys } from "./toml.ts";
+import { snakeKey, tomlName, tomlToFileKeys } from "./toml.ts";
+import { resolveUpstreams } from "./upstreams.ts";
 import { MiB, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
 /** Environment variables Carrier reads (and so the only ones it is allowed to). */
@@ -74,9 +75,22 @@ function describeIssue(
     }
     return `${path}: ${issue.message}`;
   }
+  const toml = path.endsWith(".toml");
+  const key = [written(first), ...rest].map((step) =>
+    typeof step === "number" ? `[${step}]` : `.${toml ? snakeKey(String(step)) : String(step)}`
+  ).join("").slice(1).replace(/^\[/, "");
+  if (issue.code === "unrecognized_keys") {
+    // Never echo the table: the unknown key may be a pasted password.
+    const keys = issue.keys.map((k) => `"${toml ? snakeKey(k) : k}"`).join(", ");
+    const secret = issue.keys.some((k) => /password|secret|token/i.test(k) && k !== "passwordFile");
+    return `${path}: key "${key}": unknown key ${keys}${
+      secret
+        ? "; secrets are not read from the config file: use password_file or the environment"
+        : ""
+    }`;
+  }
   let value: unknown = doc;
   for (const step of issue.path) value = (value as Record<PropertyKey, unknown>)?.[step];
-  const key = [written(first), ...rest].join(".");
   const shown = first === "upstream" && typeof value === "string"
     ? hidePassword(value)
     : first === "upstream" && Array.isArray(value)
@@ -160,6 +174,8 @@ export async function buildConfig(
     rateMessagesPerMinute: int("rateMessagesPerMinute", 0),
     rateRecipientsPerHour: int("rateRecipientsPerHour", 0),
     upstream: list(merged.upstream),
+    upstreams: merged.upstreams as Config["upstreams"],
+    routes: (merged.routes as Config["routes"] | undefined) ?? [],
     upstreamPasswordFile: merged.upstreamPasswordFile === undefined
       ? []
       : [merged.upstreamPasswordFile as string | string[]].flat(),
@@ -219,6 +235,7 @@ export async function buildConfig(
       `${file}: ${files} files for ${config.upstream.length} ${upstream} URLs; give one for all, or one each in the same order`,
     );
   }
+  resolveUpstreams(config); // unknown upstream names in the list or the routes
   if (files > 0 && env("CARRIER_UPSTREAM_PASSWORD")) {
     const file = name("upstreamPasswordFile");
     throw new ConfigError(

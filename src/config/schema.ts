@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { NetworkList } from "../policy/networks.ts";
 import { parseUpstreamUrl } from "../upstream_url.ts";
+import { type NamedUpstream, type RouteRule, RouteSchema, UpstreamsSchema } from "./upstreams.ts";
 import { type ListenAddress, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
 /** Everything Carrier's commands read from configuration. */
@@ -45,8 +46,12 @@ export interface Config {
   rateMessagesPerMinute: number;
   /** Recipients per hour per client address and per user (0 = unlimited). */
   rateRecipientsPerHour: number;
-  /** The upstreams in failover order (empty: hold mode). */
+  /** The default failover list: URLs, or names of `upstreams` (empty: hold mode, or all named). */
   upstream: string[];
+  /** Named upstreams from the config file, with their own credentials, limits and quotas. */
+  upstreams?: Record<string, NamedUpstream>;
+  /** Rules that send some mail through other upstreams than the default list. */
+  routes: RouteRule[];
   /** Password files: one for every upstream, or one per upstream in the same order. */
   upstreamPasswordFile: string[];
   upstreamCa?: string;
@@ -160,6 +165,8 @@ export const FileSchema = z.strictObject({
   upstreamPasswordFile: z.union([text, z.array(text)], {
     error: "must be a file name or a list of them",
   }).optional(),
+  upstreams: UpstreamsSchema.optional(),
+  routes: z.array(RouteSchema, { error: "must be a list of route tables [[routes]]" }).optional(),
   upstreamCa: text.optional(),
   upstreamServername: text.optional(),
   deliveryConcurrency: positiveInt.optional(),

@@ -47,6 +47,9 @@ export const TOML_SECTIONS: Readonly<Record<string, readonly string[]>> = {
   metrics: ["metricsListen", "readyUpstreamOutage"],
 };
 
+/** Keys that are tables of their own, not settings in a section: `[upstreams.NAME]`, `[[routes]]`. */
+export const TABLE_KEYS: readonly string[] = ["upstreams", "routes"];
+
 /** The file's settings under their schema keys, and how each key was written in the file. */
 export interface TomlSettings {
   values: Record<string, unknown>;
@@ -97,6 +100,12 @@ export function tomlToFileKeys(text: string, path: string): TomlSettings {
   }
   const out: TomlSettings = { values: {}, written: new Map() };
   for (const [name, value] of Object.entries(doc)) {
+    if (TABLE_KEYS.includes(name)) {
+      // Tables of their own ([upstreams.NAME], [[routes]]): their keys in camelCase too.
+      out.values[name] = camelKeys(value, name === "upstreams" ? 2 : 1);
+      out.written.set(name, name);
+      continue;
+    }
     const section = TOML_SECTIONS[name];
     if (section && name !== "" && isTable(value)) {
       for (const [key, inner] of Object.entries(value)) {
@@ -142,6 +151,16 @@ function take(
   }
   out.values[camel] = value;
   out.written.set(camel, written);
+}
+
+/** `value` with the keys of its tables `depth` levels down turned into camelCase. */
+function camelKeys(value: unknown, depth: number): unknown {
+  if (depth === 0) return value;
+  if (Array.isArray(value)) return value.map((v) => camelKeys(v, depth));
+  if (!isTable(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [depth === 1 ? camelKey(k) : k, camelKeys(v, depth - 1)]),
+  );
 }
 
 function isTable(v: unknown): v is Record<string, unknown> {

@@ -69,7 +69,10 @@ export function sampleMemory(metrics: Metrics): void {
 export class Metrics {
   #values = new Map<string, number>();
   /** Per upstream: recipients by outcome, and the reply histogram (counts by bucket, sum). */
-  #byUpstream = new Map<string, { outcomes: Map<string, number>; counts: number[]; sum: number }>();
+  #byUpstream = new Map<
+    string,
+    { outcomes: Map<string, number>; counts: number[]; sum: number; quotaWaits: number }
+  >();
   /** Messages in each queue state, as last counted from the spool. */
   queueDepth: Record<QueueState, number> = { due: 0, deferred: 0, held: 0 };
 
@@ -89,6 +92,7 @@ export class Metrics {
         outcomes: new Map(),
         counts: new Array<number>(UPSTREAM_REPLY_BUCKETS.length + 1).fill(0),
         sum: 0,
+        quotaWaits: 0,
       };
       this.#byUpstream.set(name, entry);
     }
@@ -101,6 +105,11 @@ export class Metrics {
     this.inc(counter);
     const { outcomes } = this.#upstream(upstream);
     outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+  }
+
+  /** Counts one message held back by an upstream's quota (it waits or takes the next one). */
+  quotaWait(upstream: string): void {
+    this.#upstream(upstream).quotaWaits++;
   }
 
   /** Adds to a counter. */
@@ -151,6 +160,14 @@ export class Metrics {
     );
     for (const [reason, counter] of REFUSALS) {
       out += `carrier_refusals_total{reason="${reason}"} ${this.get(counter)}\n`;
+    }
+    out += header(
+      "upstream_quota_waits_total",
+      "Messages an upstream's quota held back (they waited or took the next upstream)",
+      "counter",
+    );
+    for (const [upstream, { quotaWaits }] of this.#byUpstream) {
+      out += `carrier_upstream_quota_waits_total{upstream=${quote(upstream)}} ${quotaWaits}\n`;
     }
     out += header("queue_depth", "Queued messages by state", "gauge");
     for (const state of QUEUE_STATES) {

@@ -16,12 +16,22 @@ export interface OpenedMessage {
   head: Uint8Array;
   /** Positioned after `head`; the caller closes it. */
   file: Deno.FsFile;
+  /** Where in the file the bytes after `head` start (to read them again). */
+  restAt?: number;
 }
 
-/** The bytes of an opened message (head, then the rest of the file); closes the file at the end. */
-export function messageStream(opened: OpenedMessage): ReadableStream<Uint8Array> {
+/**
+ * The bytes of an opened message (head, then the rest of the file). It closes the file at
+ * the end, unless `again`: then the file stays open and each stream reads the rest from
+ * `restAt`, so one opened message can be sent several times (split recipients, failover).
+ */
+export function messageStream(
+  opened: OpenedMessage,
+  opts: { again?: boolean } = {},
+): ReadableStream<Uint8Array> {
   const { file, head } = opened;
   let first = head.length > 0;
+  let positioned = !opts.again || opened.restAt === undefined;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (first) {
@@ -29,17 +39,21 @@ export function messageStream(opened: OpenedMessage): ReadableStream<Uint8Array>
         controller.enqueue(head);
         return;
       }
+      if (!positioned) {
+        await file.seek(opened.restAt!, Deno.SeekMode.Start);
+        positioned = true;
+      }
       const buffer = new Uint8Array(64 * 1024);
       const n = await file.read(buffer);
       if (n === null) {
-        file.close();
+        if (!opts.again) file.close();
         controller.close();
         return;
       }
       controller.enqueue(buffer.subarray(0, n));
     },
     cancel() {
-      file.close();
+      if (!opts.again) file.close();
     },
   });
 }

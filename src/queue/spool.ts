@@ -254,7 +254,7 @@ export class Spool {
         if (stored.id !== id) throw new UnknownMessageError(id);
         record = { ...stored, size };
       }
-      return { record, file, head: buffer.subarray(offset, used) };
+      return { record, file, head: buffer.subarray(offset, used), restAt: used };
     } catch (e) {
       file.close();
       throw e;

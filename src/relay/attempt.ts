@@ -1,7 +1,8 @@
 /**
  * One delivery attempt of one queued message: open it, bounce it if it has outlived the
- * queue lifetime, else send it through the upstreams in failover order and record what
- * each recipient got. A failure of an upstream itself pauses that upstream, never fails mail.
+ * queue lifetime, else send each route's recipients through its upstreams in failover order
+ * and record what each recipient got. A failure of an upstream itself pauses that upstream,
+ * and a quota reached makes mail wait; neither fails mail.
  */
 
 import { expired } from "../queue/schedule.ts";
@@ -13,6 +14,8 @@ import { isThrottle } from "./reply_outcome.ts";
 import { expiryResults } from "./outcome.ts";
 import type { Settler } from "./settle.ts";
 import type { UpstreamPauses } from "./upstream_pause.ts";
+import type { QuotaBook } from "./upstream_quota.ts";
+import { Router } from "./routes.ts";
 import type { RecipientResult } from "./upstream_types.ts";
 import type { WorkerOptions } from "./worker.ts";
 
@@ -23,6 +26,7 @@ export interface AttemptContext {
   settler: Settler;
   schedule: DueQueue;
   pauses: UpstreamPauses;
+  quotas: QuotaBook;
   /** Starts lanes for what is due (the upstream works again). */
   kick(): void;
 }
@@ -68,38 +72,91 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
     return;
   }
   metrics.inc("delivery_attempts_total");
-  const outcome = await failover(ctx, lane, opened, pending.map((r) => r.address));
-  if (!outcome) {
-    ctx.schedule.delete(id); // deleted by `queue delete` while it was read
+  // Recipients with different routes go through different upstreams, one group at a time.
+  const groups = router(ctx.options).group(record.sender, pending.map((r) => r.address));
+  const results: RecipientResult[] = [];
+  let attemptError: string | undefined;
+  let contacted = false;
+  let quotaUntil = Infinity;
+  for (const group of groups) {
+    const outcome = await failover(ctx, lane, opened, group.recipients, group.via);
+    if (!outcome) {
+      ctx.schedule.delete(id); // deleted by `queue delete` while it was read
+      return;
+    }
+    results.push(...outcome.results);
+    attemptError ??= outcome.attemptError;
+    contacted ||= outcome.contacted;
+    quotaUntil = Math.min(quotaUntil, outcome.quotaUntil);
+  }
+  if (!contacted && quotaUntil !== Infinity) {
+    // Only quotas (and pauses) held it back: it waits for the quota, no attempt counted.
+    if (record.lastError === attemptError && record.attempts > 0) {
+      ctx.schedule.set(id, quotaUntil); // already says so on disk: no rewrite per wait
+      return;
+    }
+    await ctx.settler.record(record, results, attemptError, {
+      attempted: false,
+      retryAt: quotaUntil,
+    });
     return;
   }
-  await ctx.settler.record(record, outcome.results, outcome.attemptError);
+  await ctx.settler.record(record, results, attemptError);
+}
+
+/** The worker's router; without one, every upstream is one failover list. */
+function router(options: WorkerOptions): Router {
+  return options.router ??
+    new Router({ defaultVia: options.upstreams.map((_, i) => i), routes: [] });
+}
+
+/** What sending one route's recipients through its upstreams did. */
+interface FailoverOutcome {
+  results: RecipientResult[];
+  attemptError?: string;
+  /** Some upstream was connected to (else only pauses and quotas answered). */
+  contacted: boolean;
+  /** When the earliest quota that held recipients back frees (Infinity: none did). */
+  quotaUntil: number;
 }
 
 /**
- * Sends to the upstreams in order: a failure of the upstream itself (connect, TLS, login, a
- * session-level refusal, throttling, a 4xx to MAIL FROM) moves the recipients it did not
- * answer to the next one at once; a recipient's own answer (even a 4xx) stays its answer.
- * Recipients beyond an upstream's per-message limit go in further transactions. Undefined
- * when the message was deleted meanwhile.
+ * Sends to the route's upstreams in order: a failure of the upstream itself (connect, TLS,
+ * login, a session-level refusal, throttling, a 4xx to MAIL FROM) or its quota moves the
+ * recipients it did not answer to the next one at once; a recipient's own answer (even a
+ * 4xx) stays its answer. Recipients beyond an upstream's per-message limit go in further
+ * transactions. Undefined when the message was deleted meanwhile.
  */
 async function failover(
   ctx: AttemptContext,
   lane: Lane,
   opened: Loaded,
   pending: string[],
-): Promise<{ results: RecipientResult[]; attemptError?: string } | undefined> {
+  via: number[],
+): Promise<FailoverOutcome | undefined> {
   const { upstreams, metrics } = ctx.options;
   const results: RecipientResult[] = [];
   let todo = pending;
   let attemptError: string | undefined;
-  for (let i = 0; i < upstreams.length && todo.length > 0; i++) {
+  let contacted = false;
+  let quotaUntil = Infinity;
+  const overQuota = (i: number): boolean => {
+    const wait = ctx.quotas.at(i).check(Date.now());
+    if (!wait) return false;
+    quotaUntil = Math.min(quotaUntil, wait.until);
+    attemptError ??= wait.reason; // `queue list` shows when: the next attempt
+    metrics.quotaWait(upstreams[i]!.name);
+    return true;
+  };
+  for (const i of via) {
+    if (todo.length === 0) break;
     const target = upstreams[i]!;
     const pause = ctx.pauses.at(i);
     if (pause.paused()) {
       attemptError ??= `upstream ${target.name} paused after: ${pause.error ?? "a failure"}`;
       continue;
     }
+    if (overQuota(i)) continue;
     if (lane.upstream !== i) {
       await lane.session?.close().catch(() => {});
       lane.session = undefined;
@@ -107,7 +164,7 @@ async function failover(
     }
     const opts = {
       connect: target.connect,
-      messagesPerConnection: ctx.options.messagesPerConnection,
+      messagesPerConnection: target.messagesPerConnection ?? ctx.options.messagesPerConnection,
       onConnected: () => {
         if (pause.failures === 0) return;
         pause.recovered();
@@ -121,13 +178,24 @@ async function failover(
       attemptError = failure;
       continue;
     }
+    contacted = true;
     let movedOn = false;
     while (todo.length > 0) {
-      const limit = Math.min(target.maxRecipients, lane.session?.recipientLimit ?? Infinity);
+      if (overQuota(i)) {
+        movedOn = true; // its quota ran out during this message: the rest goes on
+        break;
+      }
+      const limit = Math.min(
+        target.maxRecipients,
+        lane.session?.recipientLimit ?? Infinity,
+        ctx.quotas.at(i).recipientRoom(Date.now()),
+      );
       const chunk = todo.slice(0, limit);
       const t = await transact(lane, opened, chunk, opts);
       if (!t.results) return undefined;
       const tagged = t.results.map((r) => ({ ...r, upstream: target.name }));
+      const delivered = tagged.filter((r) => r.status === "delivered").length;
+      if (delivered > 0) ctx.quotas.count(i, delivered);
       const refusal = t.connectFailed
         ? t.attemptError
         : tagged.find((r) => r.sessionLevel || r.refusedMail || isThrottle(r.response))?.response;
@@ -159,7 +227,7 @@ async function failover(
       response: attemptError ?? "no upstream available",
     });
   }
-  return { results, attemptError };
+  return { results, attemptError, contacted, quotaUntil };
 }
 
 /**

@@ -157,7 +157,7 @@ function envelopeOf(record: QueueRecord, recipients: string[], opened: Loaded): 
     bytes: whole,
     open: () =>
       opened.file
-        ? messageStream({ ...opened, file: opened.file })
+        ? messageStream({ ...opened, file: opened.file }, { again: true })
         : ReadableStream.from([opened.head]),
   };
 }

@@ -22,12 +22,15 @@ export interface Outcome {
   settled: boolean;
 }
 
-/** Applies `results` to `record`'s pending recipients; `attempted` false for an expiry. */
+/**
+ * Applies `results` to `record`'s pending recipients; `attempted` false for an expiry or a
+ * quota wait, `retryAt` (ms since epoch) instead of the backoff for the latter.
+ */
 export function applyResults(
   record: QueueRecord,
   results: RecipientResult[],
   attemptError: string | undefined,
-  opts: { now: Date; retry: RetryPolicy; attempted: boolean },
+  opts: { now: Date; retry: RetryPolicy; attempted: boolean; retryAt?: number },
 ): Outcome {
   const at = opts.now.toISOString();
   const byAddress = new Map(results.map((r) => [r.recipient, r]));
@@ -57,7 +60,9 @@ export function applyResults(
     }
   });
   const attempts = record.attempts + (opts.attempted ? 1 : 0);
-  const delay = retryDelayMs(opts.retry, attempts - (record.backoffFrom ?? 0));
+  const delay = opts.retryAt !== undefined
+    ? Math.max(0, opts.retryAt - opts.now.getTime())
+    : retryDelayMs(opts.retry, attempts - (record.backoffFrom ?? 0));
   const firstDeferred = results.find((r) => r.status === "deferred");
   const updated: QueueRecord = {
     ...record,

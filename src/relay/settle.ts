@@ -57,14 +57,19 @@ export class Settler {
     record: QueueRecord,
     results: RecipientResult[],
     attemptError: string | undefined,
-    opts: { attempted: boolean } = { attempted: true },
+    opts: { attempted: boolean; retryAt?: number } = { attempted: true },
   ): Promise<void> {
     const { log, spool } = this.options;
     const { changes, deferred, delay, settled, ...outcome } = applyResults(
       record,
       results,
       attemptError,
-      { now: new Date(), retry: this.options.retry, attempted: opts.attempted },
+      {
+        now: new Date(),
+        retry: this.options.retry,
+        attempted: opts.attempted,
+        retryAt: opts.retryAt,
+      },
     );
     let updated = outcome.updated;
     for (const { address, result } of changes) this.#logChange(record.id, address, result);

@@ -5,6 +5,7 @@
 import type { MessageDsn, RecipientDsn } from "../smtp/dsn.ts";
 import type { UpstreamConfig } from "../upstream_url.ts";
 import type { UpstreamSession } from "./upstream.ts";
+import type { QuotaLimits } from "./upstream_quota.ts";
 
 /** Credentials for the smarthost: a password (PLAIN/LOGIN) or an OAuth2 refresh token. */
 export type UpstreamAuth =
@@ -48,6 +49,10 @@ export interface UpstreamTarget {
   connect: () => Promise<UpstreamSession>;
   /** Recipients per transaction; more are split into several (its LIMITS may lower it). */
   maxRecipients: number;
+  /** Messages one connection carries before it is renewed (default: the worker's). */
+  messagesPerConnection?: number;
+  /** Its sending quotas (absent or 0: none). */
+  quota?: QuotaLimits;
 }
 
 /** One queued message as the upstream client needs it. */

@@ -18,9 +18,11 @@ import { OperatorDesk } from "./operator_desk.ts";
 import { ServerStateWriter } from "../queue/server_state.ts";
 import { Settler } from "./settle.ts";
 import { UpstreamPauses } from "./upstream_pause.ts";
+import { QuotaBook } from "./upstream_quota.ts";
 import { DueQueue } from "./due_queue.ts";
 import { type QueueCounts, queueCounts } from "./queue_counts.ts";
 import type { UpstreamTarget } from "./upstream_types.ts";
+import type { Router } from "./routes.ts";
 
 /** How long stop() waits, after closing connections, for lanes still connecting. */
 const CLOSE_GRACE_MS = 2000;
@@ -34,8 +36,10 @@ export interface WorkerOptions {
   spool: Spool;
   log: Logger;
   metrics: Metrics;
-  /** The upstreams in failover order; none is hold mode (nothing is sent). */
+  /** Every upstream (the default list first, in failover order); none is hold mode. */
   upstreams: UpstreamTarget[];
+  /** Which upstreams, in order, each recipient's copy goes through (default: all, in order). */
+  router?: Router;
   hostname: string;
   concurrency: number;
   messagesPerConnection: number;
@@ -64,6 +68,8 @@ export class DeliveryWorker {
   #lastScan = 0;
   /** After a failure to connect or log in, that upstream waits (see UpstreamPause). */
   #pauses: UpstreamPauses;
+  /** Each upstream's quotas (messages a minute, a day), counted across restarts. */
+  #quotas: QuotaBook;
   #lanes = new Set<Lane>();
   /** Wakes lanes that keep an idle connection open (see #linger). */
   #lingering = new Set<() => void>();
@@ -81,6 +87,7 @@ export class DeliveryWorker {
       options.upstreams.length,
       () => this.#publish(),
     );
+    this.#quotas = new QuotaBook(options.spool.dir, options.log, options.upstreams);
     this.#settler = new Settler(options, {
       reschedule: (id, at) => {
         this.#touched.add(id);
@@ -105,6 +112,7 @@ export class DeliveryWorker {
       settler: this.#settler,
       schedule: this.#schedule,
       pauses: this.#pauses,
+      quotas: this.#quotas,
       kick: () => this.#kick(),
     };
     this.#desk = new OperatorDesk(options, {
@@ -157,20 +165,25 @@ export class DeliveryWorker {
     if (names(next.upstreams) !== names(this.options.upstreams)) {
       this.#pauses.resize(next.upstreams.length);
     }
+    this.#quotas.resize(next.upstreams);
     Object.assign(this.options, next);
     this.#kick();
   }
 
   /** Where mail goes, for the start-up log line. */
   describe(): string {
-    return this.#holding
-      ? "none (hold mode)"
-      : this.options.upstreams.map((u) => u.name).join(", then ");
+    if (this.#holding) return "none (hold mode)";
+    const names = this.options.upstreams.map((u) => u.name);
+    if (!this.options.router) return names.join(", then ");
+    const { defaultVia, routes } = this.options.router.resolved;
+    const list = defaultVia.map((i) => names[i]).join(", then ");
+    return routes.length > 0 ? `${list} (and ${routes.length} routes)` : list;
   }
 
   /** Scans the spool (messages survive restarts) and begins delivering. */
   async start(): Promise<void> {
     this.#running = true;
+    await this.#quotas.load(this.options.upstreams);
     await this.#publish();
     // Requests left from before a restart are applied before anything is sent.
     await this.#desk.applyPending();
@@ -225,6 +238,7 @@ export class DeliveryWorker {
     await this.#polling;
     await this.#scanning;
     this.#running = false;
+    await this.#quotas.close();
     await this.#state.close();
   }
 

@@ -1,7 +1,8 @@
 /**
- * Builds the delivery worker from the configuration: the upstream URL, its
- * credentials (password from the environment or a file, or OAuth2 for Google
- * accounts) and the retry policy. No upstream configured means hold mode.
+ * Builds the delivery worker from the configuration: the upstreams (URLs and named ones),
+ * their credentials (password from the environment or a file, or OAuth2 for Google
+ * accounts), connection limits and quotas, the routes and the retry policy. No upstream
+ * configured means hold mode.
  */
 
 import { ConfigError } from "../config/error.ts";
@@ -12,10 +13,10 @@ import type { Spool } from "../queue/spool.ts";
 import { UpstreamSession } from "./upstream.ts";
 import type { UpstreamAuth, UpstreamOptions, UpstreamTarget } from "./upstream_types.ts";
 import { parseUpstreamUrl, type UpstreamConfig } from "../upstream_url.ts";
+import { resolveUpstreams, type UpstreamSpec } from "../config/upstreams.ts";
+import { ConnectionSlots } from "./connection_slots.ts";
+import { Router } from "./routes.ts";
 import { DeliveryWorker, type WorkerOptions } from "./worker.ts";
-
-/** Recipients in one upstream transaction unless the upstream's LIMITS says fewer (Gmail's cap). */
-const MAX_RECIPIENTS_PER_TRANSACTION = 100;
 
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
 export async function createDeliveryWorker(
@@ -50,34 +51,34 @@ export async function deliverySettings(
       delayWarningMs: config.delayWarning * 1000,
     },
   };
+  const resolved = resolveUpstreams(config);
   const upstreams: UpstreamTarget[] = [];
-  for (let i = 0; i < config.upstream.length; i++) {
-    upstreams.push(await upstreamTarget(config, i, env));
-  }
-  return { ...common, upstreams };
+  for (const spec of resolved.upstreams) upstreams.push(await upstreamTarget(config, spec, env));
+  return { ...common, upstreams, router: new Router(resolved) };
 }
 
-/** Upstream `i` of the failover list: its URL, credentials, CA and timeouts. */
+/** One upstream: its URL, credentials, CA, timeouts, connection limit and quotas. */
 async function upstreamTarget(
   config: Config,
-  i: number,
+  spec: UpstreamSpec,
   env: (name: string) => string | undefined,
 ): Promise<UpstreamTarget> {
-  const url = config.upstream[i]!;
+  const where = spec.name.includes("://") ? "upstream" : `upstreams.${spec.name}`;
   let upstream: UpstreamConfig;
   try {
-    upstream = parseUpstreamUrl(url);
+    upstream = parseUpstreamUrl(spec.url);
   } catch (e) {
-    throw new ConfigError(`upstream: ${errorMessage(e)}`);
+    throw new ConfigError(`${where}: ${errorMessage(e)}`);
   }
-  if (config.upstreamServername) upstream = { ...upstream, servername: config.upstreamServername };
-  const auth = await upstreamAuth(config, upstream, i, env);
+  if (spec.servername) upstream = { ...upstream, servername: spec.servername };
+  const auth = await upstreamAuth(spec, upstream, env);
   let ca: string | undefined;
-  if (config.upstreamCa) {
+  if (spec.ca) {
     try {
-      ca = await Deno.readTextFile(config.upstreamCa);
+      ca = await Deno.readTextFile(spec.ca);
     } catch (e) {
-      throw new ConfigError(`upstream-ca: cannot read ${config.upstreamCa}: ${errorMessage(e)}`);
+      const key = spec.ca === config.upstreamCa ? "upstream-ca" : `upstreams.${spec.name}.ca`;
+      throw new ConfigError(`${key}: cannot read ${spec.ca}: ${errorMessage(e)}`);
     }
   }
   const options: UpstreamOptions = {
@@ -85,67 +86,73 @@ async function upstreamTarget(
     auth,
     ca,
     clientHostname: config.hostname,
-    connectTimeoutMs: config.upstreamTimeout * 1000,
-    socketTimeoutMs: config.upstreamTimeout * 1000,
+    connectTimeoutMs: spec.timeout * 1000,
+    socketTimeoutMs: spec.timeout * 1000,
     // RFC 5321 §4.5.3.2: up to 10 minutes for a reply (the one after DATA's final dot).
-    transactionTimeoutMs: Math.max(config.upstreamTimeout, 600) * 1000,
+    transactionTimeoutMs: Math.max(spec.timeout, 600) * 1000,
   };
+  const slots = new ConnectionSlots(spec.maxConnections);
   return {
     // As the operator wrote it (a URL never holds the password), in logs, metrics and bounces.
-    name: url,
-    connect: () => UpstreamSession.open(options),
-    maxRecipients: MAX_RECIPIENTS_PER_TRANSACTION,
+    name: spec.name,
+    connect: () => slots.connect(() => UpstreamSession.open(options)),
+    maxRecipients: spec.maxRecipients,
+    messagesPerConnection: spec.messagesPerConnection,
+    quota: {
+      messagesPerMinute: spec.messagesPerMinute,
+      dailyMessages: spec.dailyMessages,
+      dailyRecipients: spec.dailyRecipients,
+    },
   };
-}
-
-/** The environment variable with the password of upstream `i` (0-based) of the list. */
-export function upstreamPasswordVariable(i: number): string {
-  return i === 0 ? "CARRIER_UPSTREAM_PASSWORD" : `CARRIER_UPSTREAM_PASSWORD_${i + 1}`;
 }
 
 /**
- * The credentials of upstream `i`: OAuth2 (the first upstream only) when its variables are
- * set, else a password (its own file or variable, or the shared one), else none.
+ * The credentials of an upstream: OAuth2 when its refresh token variable is set, else a
+ * password (its file, or its variable, or the shared one), else none.
  */
 async function upstreamAuth(
-  config: Config,
+  spec: UpstreamSpec,
   upstream: UpstreamConfig,
-  i: number,
   env: (name: string) => string | undefined,
 ): Promise<UpstreamAuth | undefined> {
-  const refreshToken = i === 0 ? env("CARRIER_OAUTH2_REFRESH_TOKEN") : undefined;
-  if (refreshToken) {
-    const clientId = env("CARRIER_OAUTH2_CLIENT_ID");
-    const clientSecret = env("CARRIER_OAUTH2_CLIENT_SECRET");
+  const where = spec.name.includes("://") ? "upstream" : `upstreams.${spec.name}`;
+  const refreshToken = spec.oauth2 ? env(spec.oauth2.refreshToken) : undefined;
+  if (spec.oauth2 && refreshToken) {
+    const clientId = env(spec.oauth2.clientId);
+    const clientSecret = env(spec.oauth2.clientSecret);
     if (!clientId || !clientSecret || !upstream.user) {
       throw new ConfigError(
-        "upstream: XOAUTH2 needs CARRIER_OAUTH2_CLIENT_ID, CARRIER_OAUTH2_CLIENT_SECRET and a user in the upstream URL",
+        `${where}: XOAUTH2 needs ${spec.oauth2.clientId}, ${spec.oauth2.clientSecret} and a user in the upstream URL`,
       );
     }
     return { kind: "xoauth2", user: upstream.user, clientId, clientSecret, refreshToken };
   }
-  const variable = upstreamPasswordVariable(i);
-  let password = env(variable) ?? env("CARRIER_UPSTREAM_PASSWORD");
-  const files = config.upstreamPasswordFile;
-  const file = files.length === 1 ? files[0] : files[i];
+  if (spec.oauth2 && where !== "upstream") {
+    throw new ConfigError(`${where}: oauth2 = true needs ${spec.oauth2.refreshToken} set`);
+  }
+  let password = env(spec.passwordVariable) ??
+    (where === "upstream" ? env("CARRIER_UPSTREAM_PASSWORD") : undefined);
+  const file = spec.passwordFile;
   if (file) {
     try {
       password = (await Deno.readTextFile(file)).replace(/\r?\n$/, "");
     } catch (e) {
-      throw new ConfigError(`upstream-password-file: cannot read ${file}: ${errorMessage(e)}`);
+      const key = where === "upstream" ? "upstream-password-file" : `${where}.password_file`;
+      throw new ConfigError(`${key}: cannot read ${file}: ${errorMessage(e)}`);
     }
   }
   if (upstream.user === undefined) {
     if (password) {
       throw new ConfigError(
-        "upstream: a password is set but the upstream URL has no user (user@host)",
+        `${where}: a password is set but the upstream URL has no user (user@host)`,
       );
     }
     return undefined;
   }
   if (!password) {
+    const how = where === "upstream" ? "--upstream-password-file" : `${where}.password_file`;
     throw new ConfigError(
-      `upstream: user ${upstream.user} needs a password: set ${variable} or --upstream-password-file`,
+      `${where}: user ${upstream.user} needs a password: set ${spec.passwordVariable} or ${how}`,
     );
   }
   return { kind: "password", user: upstream.user, password };

@@ -35,6 +35,8 @@ Deno.test("defaults", async () => {
     rateMessagesPerMinute: 0,
     rateRecipientsPerHour: 0,
     upstream: [],
+    upstreams: undefined,
+    routes: [],
     upstreamPasswordFile: [],
     upstreamCa: undefined,
     upstreamServername: undefined,
@@ -206,7 +208,7 @@ Deno.test("config file: unknown key, wrong type, invalid JSON name the file and 
     await rejects(readConfigFile(path), configError(path, "logFormat"));
   });
   await withFile(JSON.stringify({ userSenders: { app: [5] } }), async (path) => {
-    await rejects(readConfigFile(path), configError(path, "userSenders.app.0"));
+    await rejects(readConfigFile(path), configError(path, "userSenders.app[0]"));
   });
   await withFile('{"listen": "127.0.0.1:2525",}', async (path) => {
     await rejects(readConfigFile(path), configError(path, "JSON"));

@@ -1,0 +1,59 @@
+/**
+ * At most N connections open to one upstream at once (its `max_connections`): a lane
+ * waits for a free slot instead of opening one more, and frees it when its connection
+ * closes. Providers count concurrent sessions (Gmail's is low); this keeps under theirs.
+ */
+
+import type { UpstreamSession } from "./upstream.ts";
+
+/** A counting semaphore for one upstream's connections. */
+export class ConnectionSlots {
+  #open = 0;
+  #waiting: (() => void)[] = [];
+
+  /** @param max connections at once; 0 = no limit of its own */
+  constructor(readonly max: number) {}
+
+  /** Connections open (or being opened) now. */
+  get open(): number {
+    return this.#open;
+  }
+
+  /**
+   * Opens a connection with `connect` once a slot is free; the slot is freed when the
+   * session closes (or when opening it fails).
+   */
+  async connect(connect: () => Promise<UpstreamSession>): Promise<UpstreamSession> {
+    if (this.max > 0) {
+      while (this.#open >= this.max) {
+        await new Promise<void>((resolve) => this.#waiting.push(resolve));
+      }
+    }
+    this.#open++;
+    let session: UpstreamSession;
+    try {
+      session = await connect();
+    } catch (e) {
+      this.#release();
+      throw e;
+    }
+    const close = session.close.bind(session);
+    let released = false;
+    session.close = async () => {
+      try {
+        await close();
+      } finally {
+        if (!released) {
+          released = true;
+          this.#release();
+        }
+      }
+    };
+    return session;
+  }
+
+  #release(): void {
+    this.#open--;
+    this.#waiting.shift()?.();
+  }
+}

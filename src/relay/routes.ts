@@ -1,0 +1,68 @@
+/**
+ * Which upstreams a recipient's copy goes through: the first route whose senders and
+ * recipient domains match, else the default failover list. Pure, so `carrier route`
+ * answers exactly what the worker does.
+ */
+
+import type { ResolvedRoute, ResolvedUpstreams } from "../config/upstreams.ts";
+
+/** The route a recipient takes: the rule's position (-1: the default list) and its upstreams. */
+export interface RouteChoice {
+  rule: number;
+  via: number[];
+}
+
+/** Picks upstream lists by envelope sender and recipient domain. */
+export class Router {
+  constructor(readonly resolved: Pick<ResolvedUpstreams, "defaultVia" | "routes">) {}
+
+  /** The route for `recipient` of a message from `sender` ("" for the null sender). */
+  route(sender: string, recipient: string): RouteChoice {
+    const from = sender.toLowerCase();
+    const domain = domainOf(recipient);
+    const rules = this.resolved.routes;
+    for (let i = 0; i < rules.length; i++) {
+      if (matches(rules[i]!, from, domain)) return { rule: i, via: rules[i]!.via };
+    }
+    return { rule: -1, via: this.resolved.defaultVia };
+  }
+
+  /**
+   * `recipients` grouped by route, in the order first seen: each group is one set of upstream
+   * transactions, so recipients with different routes never share one.
+   */
+  group(sender: string, recipients: string[]): { via: number[]; recipients: string[] }[] {
+    const groups = new Map<number, { via: number[]; recipients: string[] }>();
+    for (const recipient of recipients) {
+      const { rule, via } = this.route(sender, recipient);
+      const group = groups.get(rule) ?? { via, recipients: [] };
+      group.recipients.push(recipient);
+      groups.set(rule, group);
+    }
+    return [...groups.values()];
+  }
+}
+
+function matches(rule: ResolvedRoute, sender: string, domain: string): boolean {
+  const fromOk = rule.from.length === 0 || rule.from.some((p) => senderMatches(p, sender));
+  const toOk = rule.to.length === 0 || rule.to.some((p) => domainMatches(p, domain));
+  return fromOk && toOk;
+}
+
+/** `<>` is the null sender, `*@example.org` any sender at that domain, else one address. */
+function senderMatches(pattern: string, sender: string): boolean {
+  if (pattern === "<>") return sender === "";
+  if (pattern.startsWith("*@")) return sender !== "" && domainOf(sender) === pattern.slice(2);
+  return pattern === sender;
+}
+
+/** `*.example.org` matches its subdomains (not itself); else the domain exactly. */
+function domainMatches(pattern: string, domain: string): boolean {
+  if (pattern.startsWith("*.")) return domain.endsWith(pattern.slice(1));
+  return pattern === domain;
+}
+
+/** The domain of an address, lowercased, without a trailing dot. */
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1).toLowerCase().replace(/\.$/, "");
+}
