@@ -25,7 +25,7 @@ export interface FlagGroup {
 }
 
 /** The command a help text is for. */
-export type HelpCommand = "serve" | "check-config" | "queue" | "users";
+export type HelpCommand = "serve" | "check-config" | "queue" | "users" | "route";
 
 /** Every configuration flag but `--config`, under its heading, in the order help shows them. */
 export const FLAG_GROUPS: readonly FlagGroup[] = [
@@ -147,6 +147,7 @@ ${
       ],
       ["carrier queue SUBCOMMAND", "list, summarise, retry, hold, release or delete queued mail"],
       ["carrier users add NAME", "add or replace a user for inbound AUTH"],
+      ["carrier route ADDRESS [--from S]", "say which upstreams mail to ADDRESS would use"],
       ["carrier --version", "print the version"],
     ])
   }
@@ -240,6 +241,29 @@ Give the same --users FILE to carrier serve (with --tls-cert and --tls-key) to o
 `;
 }
 
+function routeHelp(): string {
+  return `carrier route - say which upstreams a message would go through, and in what order
+
+Usage: carrier route ADDRESS... [--from SENDER] [--config FILE]
+
+Each recipient ADDRESS is matched against the [[routes]] of the configuration (first match
+wins) and otherwise takes the default upstream list; nothing is connected or sent.
+
+Options:
+${
+    columns([
+      ["--from SENDER", "the envelope sender, <> for the null sender (without it, routes"],
+      ["", "by sender do not match)"],
+      [
+        "--config FILE",
+        "the configuration to read (env CARRIER_CONFIG); --upstream flags count too",
+      ],
+      ["--json", "machine-readable output"],
+    ])
+  }
+`;
+}
+
 /** `carrier COMMAND --help`: the command's usage, and for serve and check-config every flag. */
 export function commandHelp(command: HelpCommand): string {
   switch (command) {
@@ -251,5 +275,7 @@ export function commandHelp(command: HelpCommand): string {
       return queueHelp();
     case "users":
       return usersHelp();
+    case "route":
+      return routeHelp();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Carrier's command line: `serve`, `queue`, `users`, `check-config`. Usage and
+ * Carrier's command line: `serve`, `queue`, `users`, `check-config`, `route`. Usage and
  * configuration errors print one line and exit 2; a missing Deno permission
  * prints the flag it needs instead of a stack trace.
  */
@@ -14,6 +14,8 @@ import { runServe } from "./serve.ts";
 import { runUsersCommand } from "./policy/users_command.ts";
 import { type Command, permissionFlags } from "./permissions.ts";
 import { flushLog } from "./ops/log.ts";
+import { describeRouting, runRouteCommand } from "./relay/route_command.ts";
+import { resolveUpstreams } from "./config/upstreams.ts";
 
 import { VERSION } from "./version.ts";
 
@@ -66,6 +68,11 @@ export async function main(args: string[]): Promise<number> {
         return await runUsersCommand(config, positionals);
       case "check-config":
         return checkConfig(config, values.json === true);
+      case "route":
+        return runRouteCommand(config, positionals, {
+          from: values.from as string | undefined,
+          json: values.json === true,
+        });
     }
     return 2;
   } catch (e) {
@@ -100,6 +107,8 @@ function checkConfig(config: Config, json: boolean): number {
   }
   console.log("configuration is valid");
   console.log(JSON.stringify(shown, null, 2));
+  console.log("");
+  for (const line of describeRouting(resolveUpstreams(config))) console.log(line);
   console.log("\npermission flags for serve:");
   for (const flag of permissionFlags(config, "serve", (n) => Deno.env.get(n))) {
     console.log(`  ${flag}`);

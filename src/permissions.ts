@@ -21,7 +21,7 @@ import { resolveUpstreams } from "./config/upstreams.ts";
 export const RUNTIME_FLAGS = ["--v8-flags=--max-semi-space-size=2"];
 
 /** Commands that run with different permissions. */
-export type Command = "serve" | "queue" | "users" | "check-config";
+export type Command = "serve" | "queue" | "users" | "check-config" | "route";
 
 /** Google's OAuth2 token endpoint (nodemailer's default), reached for XOAUTH2 access tokens. */
 export const OAUTH2_TOKEN_HOST = "accounts.google.com:443";
@@ -105,7 +105,7 @@ export async function runArguments(
 ): Promise<string[]> {
   const main = new URL("./main.ts", import.meta.url).pathname;
   const [command, ...rest] = args;
-  if (!["serve", "queue", "users", "check-config"].includes(command ?? "")) {
+  if (!["serve", "queue", "users", "check-config", "route"].includes(command ?? "")) {
     // --help, --version and mistakes need no permissions at all.
     return ["--no-prompt", main, ...args];
   }
@@ -187,7 +187,7 @@ export function releaseFlags(): string[] {
 /** The union of the flags every command needs under `config`, for a binary built for it. */
 export function binaryFlags(config: Config, env: (name: string) => string | undefined): string[] {
   const merged = new Map<string, Set<string>>();
-  for (const command of ["serve", "queue", "users", "check-config"] as const) {
+  for (const command of ["serve", "queue", "users", "check-config", "route"] as const) {
     for (const flag of permissionFlags(config, command, env)) {
       const eq = flag.indexOf("=");
       const name = eq === -1 ? flag : flag.slice(0, eq);

@@ -13,7 +13,7 @@ import { flagSettings, type FlagValues } from "./flags.ts";
 import type { z } from "zod";
 import { type Config, type FileConfig, FileSchema, listEntries } from "./schema.ts";
 import { snakeKey, tomlName, tomlToFileKeys } from "./toml.ts";
-import { resolveUpstreams } from "./upstreams.ts";
+import { resolveUpstreams, UPSTREAM_NAME_RE, UPSTREAM_NAME_RULE } from "./upstreams.ts";
 import { MiB, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
 /** Environment variables Carrier reads (and so the only ones it is allowed to). */
@@ -88,6 +88,11 @@ function describeIssue(
         ? "; secrets are not read from the config file: use password_file or the environment"
         : ""
     }`;
+  }
+  // An upstream table is never echoed whole: a pasted secret could be in it.
+  if (first === "upstreams" && rest.length < 2) {
+    const problem = issue.code === "invalid_key" ? UPSTREAM_NAME_RULE : issue.message;
+    return `${path}: key "${key}": ${problem}`;
   }
   let value: unknown = doc;
   for (const step of issue.path) value = (value as Record<PropertyKey, unknown>)?.[step];
@@ -222,6 +227,7 @@ export async function buildConfig(
     if (config[key] <= 0) throw new ConfigError(`${name(key)}: must be greater than zero`);
   }
   for (const url of config.upstream) {
+    if (!url.includes("://") && UPSTREAM_NAME_RE.test(url)) continue; // a name: resolved below
     try {
       parseUpstreamUrl(url);
     } catch (e) {

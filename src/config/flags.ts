@@ -50,13 +50,14 @@ export const CONFIG_OPTIONS = {
 
 /** The options each command takes besides the configuration flags. */
 export const COMMAND_OPTIONS: Record<
-  "serve" | "queue" | "users" | "check-config",
-  Record<string, { type: "boolean" }>
+  "serve" | "queue" | "users" | "check-config" | "route",
+  Record<string, { type: "boolean" | "string" }>
 > = {
   serve: { help: { type: "boolean" } },
   "check-config": { help: { type: "boolean" }, json: { type: "boolean" } },
   queue: { help: { type: "boolean" }, json: { type: "boolean" }, all: { type: "boolean" } },
   users: { help: { type: "boolean" } },
+  route: { help: { type: "boolean" }, json: { type: "boolean" }, from: { type: "string" } },
 };
 
 /** Parsed values of the config flags, by flag name. */

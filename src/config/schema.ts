@@ -7,7 +7,13 @@
 import { z } from "zod";
 import { NetworkList } from "../policy/networks.ts";
 import { parseUpstreamUrl } from "../upstream_url.ts";
-import { type NamedUpstream, type RouteRule, RouteSchema, UpstreamsSchema } from "./upstreams.ts";
+import {
+  type NamedUpstream,
+  type RouteRule,
+  RouteSchema,
+  UPSTREAM_NAME_RE,
+  UpstreamsSchema,
+} from "./upstreams.ts";
 import { type ListenAddress, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
 /** Everything Carrier's commands read from configuration. */
@@ -127,7 +133,12 @@ const listenAddress = text.refine(
   (a) => rejection(() => parseListenAddress(a, "value"), a) === undefined,
   { error: "must be HOST:PORT (IPv6 as [::1]:9025)" },
 );
-const upstreamList = listOf((url) => rejection(() => parseUpstreamUrl(url), url));
+/** URLs, or names of `[upstreams.NAME]` tables (resolved, and checked to exist, later). */
+const upstreamList = listOf((entry) =>
+  entry.includes("://") || !UPSTREAM_NAME_RE.test(entry)
+    ? rejection(() => parseUpstreamUrl(entry), entry)
+    : undefined
+);
 
 /**
  * The keys a config file may have: the long flag names in camelCase (a TOML file writes

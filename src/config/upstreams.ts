@@ -14,7 +14,11 @@ import { parseDuration } from "./units.ts";
 /** Recipients in one upstream transaction unless set lower (Gmail's cap is 100). */
 export const DEFAULT_MAX_RECIPIENTS = 100;
 
-const NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/i;
+/** What an upstream's name may be: it is also part of environment variable names. */
+export const UPSTREAM_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/i;
+/** UPSTREAM_NAME_RE in words, for errors. */
+export const UPSTREAM_NAME_RULE =
+  "an upstream name is a letter then letters, digits, - or _ (at most 32)";
 const positiveInt = z.number({ error: "must be a whole number >= 1" }).int().positive();
 const nonNegativeInt = z.number({ error: "must be a whole number >= 0" }).int().nonnegative();
 const text = z.string({ error: "must be a non-empty string" }).min(1);
@@ -62,11 +66,11 @@ export const RouteSchema = z.strictObject({
 
 /** The `upstreams` key of a config file: name → table. */
 export const UpstreamsSchema = z.record(
-  z.string().regex(NAME_RE, {
-    error: "an upstream name is a letter then letters, digits, - or _ (at most 32)",
-  }),
+  z.string().regex(UPSTREAM_NAME_RE),
   NamedUpstreamSchema,
-  { error: "must be tables [upstreams.NAME]" },
+  {
+    error: (issue) => issue.code === "invalid_type" ? "must be tables [upstreams.NAME]" : undefined,
+  },
 );
 
 /** A named upstream as written in the file. */

@@ -144,7 +144,8 @@ async function failover(
     const wait = ctx.quotas.at(i).check(Date.now());
     if (!wait) return false;
     quotaUntil = Math.min(quotaUntil, wait.until);
-    attemptError ??= wait.reason; // `queue list` shows when: the next attempt
+    // Every quota in the way is named; `queue list` shows when: the next attempt.
+    attemptError = attemptError ? `${attemptError}; ${wait.reason}` : wait.reason;
     metrics.quotaWait(upstreams[i]!.name);
     return true;
   };

@@ -16,9 +16,12 @@ export interface RouteChoice {
 export class Router {
   constructor(readonly resolved: Pick<ResolvedUpstreams, "defaultVia" | "routes">) {}
 
-  /** The route for `recipient` of a message from `sender` ("" for the null sender). */
-  route(sender: string, recipient: string): RouteChoice {
-    const from = sender.toLowerCase();
+  /**
+   * The route for `recipient` of a message from `sender` ("" for the null sender; undefined,
+   * for `carrier route` without --from, matches no sender pattern).
+   */
+  route(sender: string | undefined, recipient: string): RouteChoice {
+    const from = sender?.toLowerCase();
     const domain = domainOf(recipient);
     const rules = this.resolved.routes;
     for (let i = 0; i < rules.length; i++) {
@@ -43,14 +46,15 @@ export class Router {
   }
 }
 
-function matches(rule: ResolvedRoute, sender: string, domain: string): boolean {
+function matches(rule: ResolvedRoute, sender: string | undefined, domain: string): boolean {
   const fromOk = rule.from.length === 0 || rule.from.some((p) => senderMatches(p, sender));
   const toOk = rule.to.length === 0 || rule.to.some((p) => domainMatches(p, domain));
   return fromOk && toOk;
 }
 
 /** `<>` is the null sender, `*@example.org` any sender at that domain, else one address. */
-function senderMatches(pattern: string, sender: string): boolean {
+function senderMatches(pattern: string, sender: string | undefined): boolean {
+  if (sender === undefined) return false;
   if (pattern === "<>") return sender === "";
   if (pattern.startsWith("*@")) return sender !== "" && domainOf(sender) === pattern.slice(2);
   return pattern === sender;
