@@ -136,3 +136,13 @@ Deno.test("every metric the code touches is rendered (no typo'd names)", async (
     "metrics updated in code but missing from render()",
   );
 });
+
+Deno.test("render: quota waits by upstream, each configured upstream shown from the start", () => {
+  const m = new Metrics("1.0", ["gmail", "ses"]);
+  m.quotaWait("gmail");
+  m.quotaWait("gmail");
+  const out = m.render();
+  ok(out.includes("# TYPE carrier_upstream_quota_waits_total counter\n"), out);
+  ok(out.includes('carrier_upstream_quota_waits_total{upstream="gmail"} 2\n'), out);
+  ok(out.includes('carrier_upstream_quota_waits_total{upstream="ses"} 0\n'), out);
+});

@@ -89,7 +89,7 @@ export async function startCarrier(opts: CarrierOptions = {}): Promise<CarrierPr
     });
   try {
     await Promise.race([
-      waitForLog(/ started /),
+      waitForLog(/ started |"event":"started"/),
       status().then((code) => {
         throw new Error(`carrier exited with ${code} before starting:\n${log}`);
       }),
@@ -101,7 +101,11 @@ export async function startCarrier(opts: CarrierOptions = {}): Promise<CarrierPr
     await status();
     throw e;
   }
-  const ports = [...log.matchAll(/listening address=\S+:(\d+) tls=(\S+)/g)];
+  // Text or JSON lines (--log-format json).
+  const ports = [
+    ...log.matchAll(/listening address=\S+:(\d+) tls=(\S+)/g),
+    ...log.matchAll(/"event":"listening","address":"[^"]+:(\d+)","tls":"([^"]+)"/g),
+  ];
   const plain = ports.find((m) => m[2] !== "implicit");
   const tls = ports.find((m) => m[2] === "implicit");
   return {
