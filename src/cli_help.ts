@@ -95,6 +95,7 @@ export const FLAG_GROUPS: readonly FlagGroup[] = [
     heading: "Logs and metrics",
     flags: [
       ["log-format", "text|json", "text", "log line format on stderr"],
+      ["log-level", "LEVEL", "info", "least severity logged: debug, info, warn or error"],
       ["metrics-listen", "ADDR", "none", "HTTP /healthz, /readyz and /metrics"],
       [
         "ready-upstream-outage",

@@ -238,6 +238,7 @@ export class Reloader {
     });
     t.worker.reconfigure(delivery);
     t.log.format = config.logFormat;
+    t.log.level = config.logLevel;
     t.readiness.sources.maxUpstreamOutageMs = config.readyUpstreamOutage * 1000;
     this.#running = config;
     t.log.info("reloaded", {

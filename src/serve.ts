@@ -30,6 +30,7 @@ export async function runServe(
   reloadConfig: () => Promise<Config> = () => Promise.resolve(config),
 ): Promise<number> {
   const log = new Logger(config.logFormat);
+  log.level = config.logLevel;
   // Label values as the operator wrote the URLs (they never carry a password).
   const names = resolveUpstreams(config).upstreams.map((u) => u.name);
   const metrics = new Metrics(VERSION, names.length > 0 ? names : ["none"]);

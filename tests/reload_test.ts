@@ -16,7 +16,7 @@ Deno.test("compareConfigs: the same configuration changes nothing", () => {
   deepStrictEqual(compareConfigs(base, { ...base }), { live: [], restart: [] });
 });
 
-Deno.test("compareConfigs: limits, policy, log format and delivery settings are live", () => {
+Deno.test("compareConfigs: limits, policy, log format and level, delivery settings are live", () => {
   const next = withChanges({
     maxMessageSize: 4096,
     maxConnectionsPerClient: 3,
@@ -26,6 +26,7 @@ Deno.test("compareConfigs: limits, policy, log format and delivery settings are 
     userSenders: { alice: ["alice@example.org"] },
     rateMessagesPerMinute: 5,
     logFormat: "json",
+    logLevel: "warn",
     deliveryConcurrency: 2,
     retryMax: 7200,
     shutdownTimeout: 5,
@@ -43,6 +44,7 @@ Deno.test("compareConfigs: limits, policy, log format and delivery settings are 
       "delivery_concurrency",
       "retry_max",
       "log_format",
+      "log_level",
     ],
     restart: [],
   });

@@ -6,6 +6,7 @@
  * name for one from the environment.
  */
 
+import { LOG_LEVELS, type LogLevel } from "../ops/log.ts";
 import { NetworkList } from "../policy/networks.ts";
 import { parseUpstreamUrl } from "../upstream_url.ts";
 import { ConfigError } from "./error.ts";
@@ -194,10 +195,16 @@ export async function buildConfig(
     delayWarning: duration("delayWarning", "4h"),
     upstreamTimeout: duration("upstreamTimeout", 60),
     logFormat: (merged.logFormat as "text" | "json" | undefined) ?? "text",
+    logLevel: (merged.logLevel as LogLevel | undefined) ?? "info",
     metricsListen: merged.metricsListen
       ? parseListenAddress(merged.metricsListen as string, name("metricsListen"))
       : undefined,
   };
+  if (!LOG_LEVELS.includes(config.logLevel)) {
+    throw new ConfigError(
+      `${name("logLevel")}: "${config.logLevel}" must be debug, info, warn or error`,
+    );
+  }
   if (!["text", "json"].includes(config.logFormat)) {
     throw new ConfigError(`${name("logFormat")}: "${config.logFormat}" must be text or json`);
   }

@@ -45,6 +45,7 @@ export const CONFIG_OPTIONS = {
   "delay-warning": { type: "string" },
   "upstream-timeout": { type: "string" },
   "log-format": { type: "string" },
+  "log-level": { type: "string" },
   "metrics-listen": { type: "string" },
 } as const;
 

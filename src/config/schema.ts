@@ -5,6 +5,7 @@
  */
 
 import { z } from "zod";
+import { LOG_LEVELS, type LogLevel } from "../ops/log.ts";
 import { NetworkList } from "../policy/networks.ts";
 import { parseUpstreamUrl } from "../upstream_url.ts";
 import {
@@ -75,6 +76,8 @@ export interface Config {
   /** Seconds the upstream client waits to connect and for each reply. */
   upstreamTimeout: number;
   logFormat: "text" | "json";
+  /** The least severity logged. */
+  logLevel: LogLevel;
   /** Address of the HTTP endpoint for /healthz and /metrics, if any. */
   metricsListen?: ListenAddress;
 }
@@ -188,6 +191,7 @@ export const FileSchema = z.strictObject({
   delayWarning: duration.optional(),
   upstreamTimeout: duration.optional(),
   logFormat: z.enum(["text", "json"], { error: 'must be "text" or "json"' }).optional(),
+  logLevel: z.enum(LOG_LEVELS, { error: 'must be "debug", "info", "warn" or "error"' }).optional(),
   metricsListen: listenAddress.optional(),
 });
 

@@ -43,7 +43,7 @@ export const TOML_SECTIONS: Readonly<Record<string, readonly string[]>> = {
     "delayWarning",
     "upstreamTimeout",
   ],
-  log: ["logFormat"],
+  log: ["logFormat", "logLevel"],
   metrics: ["metricsListen", "readyUpstreamOutage"],
 };
 

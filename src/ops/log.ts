@@ -7,8 +7,11 @@
 /** Field values a log line may carry. */
 export type LogFields = Record<string, string | number | boolean | undefined | null>;
 
-/** Log severities. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Log severities, least first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
+/** A log severity. */
+export type LogLevel = typeof LOG_LEVELS[number];
 
 const encoder = new TextEncoder();
 let pending: string[] = [];
@@ -48,6 +51,8 @@ export class Logger {
     public format: "text" | "json" = "text",
     readonly sink: (line: string) => void = stderrSink,
     readonly now: () => Date = () => new Date(),
+    /** The least severity written; a reload may change it. */
+    public level: LogLevel = "info",
   ) {}
 
   /** Logs an event at info level. */
@@ -72,6 +77,7 @@ export class Logger {
 
   /** Writes one log line. */
   log(level: LogLevel, event: string, fields: LogFields): void {
+    if (LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(this.level)) return;
     const time = this.now().toISOString();
     if (this.format === "json") {
       const record: Record<string, unknown> = { time, level, event };

@@ -167,6 +167,7 @@ async function failover(
       connect: target.connect,
       messagesPerConnection: target.messagesPerConnection ?? ctx.options.messagesPerConnection,
       onConnected: () => {
+        ctx.options.log.debug("upstream connected", { upstream: target.name });
         if (pause.failures === 0) return;
         pause.recovered();
         ctx.kick(); // the probe got through: the other lanes may start again

@@ -48,6 +48,7 @@ Deno.test("defaults", async () => {
     delayWarning: 4 * 3600,
     upstreamTimeout: 60,
     logFormat: "text",
+    logLevel: "info",
     metricsListen: undefined,
   };
   deepStrictEqual(c, expected);
@@ -292,6 +293,10 @@ Deno.test("cross-field checks: listeners, retries, timeouts, password twice, log
   await rejects(
     buildConfig(flags("--log-format", "xml"), noEnv, host),
     configError('--log-format: "xml" must be text or json'),
+  );
+  await rejects(
+    buildConfig(flags("--log-level", "loud"), noEnv, host),
+    configError('--log-level: "loud" must be debug, info, warn or error'),
   );
   await rejects(
     buildConfig(

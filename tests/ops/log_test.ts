@@ -50,6 +50,7 @@ Deno.test("text: TIME LEVEL EVENT key=value, plain tokens unquoted", () => {
 
 Deno.test("text: each level method writes its level", () => {
   const { log, lines } = capture("text");
+  log.level = "debug";
   log.debug("a");
   log.info("b");
   log.warn("c");
@@ -62,6 +63,17 @@ Deno.test("text: each level method writes its level", () => {
     `${TIME} error d`,
     `${TIME} warn e`,
   ]);
+});
+
+Deno.test("level: lines below the least severity are not written; a change takes effect at once", () => {
+  const { log, lines } = capture("text");
+  log.debug("hidden by default");
+  log.info("shown");
+  log.level = "warn";
+  log.info("hidden now");
+  log.warn("kept");
+  log.error("kept too");
+  deepStrictEqual(lines, [`${TIME} info shown`, `${TIME} warn kept`, `${TIME} error kept too`]);
 });
 
 Deno.test("text: undefined fields are dropped", () => {
