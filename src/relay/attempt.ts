@@ -108,6 +108,8 @@ async function failover(
     const opts = {
       connect: target.connect,
       messagesPerConnection: ctx.options.messagesPerConnection,
+      hostname: ctx.options.hostname,
+      log: ctx.options.log,
       onConnected: () => {
         if (pause.failures === 0) return;
         pause.recovered();
