@@ -1,8 +1,8 @@
 /**
  * Header hygiene as delivered (part of #9): a message without Message-ID or Date gets them
  * after our Received: header, the same on every attempt, from memory or streamed from the
- * file; otherwise the bytes go unchanged, and the spool keeps what was received. Real spool,
- * real smarthost.
+ * file; otherwise the bytes go unchanged, and the spool keeps what was received. Also the
+ * refusal of an 8-bit body to an upstream without 8BITMIME. Real spool, real smarthost.
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
@@ -16,6 +16,7 @@ import {
   enqueue,
   MESSAGE,
   rcpt,
+  SENDER,
   waitAttempts,
   waitRemoved,
   withEnv,
@@ -125,5 +126,25 @@ Deno.test("hygiene: a bounce (Carrier's own) gets no second Message-ID or Date",
     strictEqual(text.match(/^Message-ID:/gim)?.length, 1, text);
     strictEqual(text.match(/^Date:/gim)?.length, 1, text);
     await waitRemoved(spool, record.id);
+  });
+});
+
+Deno.test("8BITMIME: an 8-bit body to an upstream without it fails 5.6.3 and bounces", async () => {
+  await withEnv({ hide8bitmime: true }, async ({ spool, host, worker }) => {
+    const w = worker();
+    await w.start();
+    const record = await enqueue(spool, { recipients: ["bob@example.net"] });
+    strictEqual(record.body, "8BITMIME");
+    w.notify(record);
+    // Nothing of the message went out; the bounce (7-bit: headers only) did.
+    const [bounce] = await host.waitFor(1, 8000);
+    strictEqual(bounce.from, "");
+    deepStrictEqual(bounce.to, [SENDER]);
+    strictEqual(bounce.bodyType, "7bit");
+    const text = dec.decode(bounce.data);
+    ok(text.includes("Final-Recipient: rfc822; bob@example.net"), text);
+    ok(/5\.6\.3 upstream server does not support 8BITMIME/.test(text), text);
+    await waitRemoved(spool, record.id);
+    strictEqual(host.received.length, 1);
   });
 });

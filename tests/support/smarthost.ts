@@ -74,6 +74,8 @@ export interface SmarthostOptions {
   hideSmtputf8?: boolean;
   /** Do not advertise PIPELINING. */
   hidePipelining?: boolean;
+  /** Do not advertise 8BITMIME (RFC 6152). */
+  hide8bitmime?: boolean;
   /** Advertise DSN (RFC 3461) and record its parameters in `ReceivedMail.dsn`. */
   dsn?: boolean;
   /** Listen on this port (default: any free port). */
@@ -176,6 +178,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     allowInsecureAuth: opts.starttls === false,
     hideSMTPUTF8: opts.hideSmtputf8 ?? false,
     hidePIPELINING: opts.hidePipelining ?? false,
+    hide8BITMIME: opts.hide8bitmime ?? false,
     hideDSN: !opts.dsn,
     hideENHANCEDSTATUSCODES: false,
     size: 10 * 1024 * 1024,
