@@ -166,6 +166,8 @@ async function failover(
     const opts = {
       connect: target.connect,
       messagesPerConnection: target.messagesPerConnection ?? ctx.options.messagesPerConnection,
+      hostname: ctx.options.hostname,
+      log: ctx.options.log,
       onConnected: () => {
         ctx.options.log.debug("upstream connected", { upstream: target.name });
         if (pause.failures === 0) return;

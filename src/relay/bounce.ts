@@ -9,6 +9,7 @@
  */
 
 import { concatBytes } from "../bytes.ts";
+import { rfc5322Date } from "../smtp/received.ts";
 import { hasNonAscii, oneLineNoControls } from "../text.ts";
 
 /** What a bounce reports: who sent what, when, and why each recipient failed. */
@@ -51,20 +52,6 @@ export const MAX_HEADER_BLOCK = 64 * 1024;
 const MAX_DIAGNOSTIC = 900;
 
 const enc = new TextEncoder();
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-function pad(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
-}
-
-/** RFC 5322 date-time in UTC, e.g. "Sun, 29 Nov 2026 03:55:57 +0000". */
-function rfc5322Date(d: Date): string {
-  return `${DAYS[d.getUTCDay()]}, ${pad(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ` +
-    `${d.getUTCFullYear()} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:` +
-    `${pad(d.getUTCSeconds())} +0000`;
-}
-
 /** ASCII-only version for the machine-readable part: non-ASCII becomes "?". */
 function asciiLine(s: string): string {
   return oneLineNoControls(s).replace(/[^\x20-\x7e]/g, "?");

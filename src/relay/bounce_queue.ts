@@ -78,7 +78,8 @@ export async function storeBounce(
     sender: "",
     recipients: [record.sender],
     smtputf8: record.smtputf8,
-    body: "8BITMIME",
+    // 8BITMIME only when it has 8-bit bytes: an upstream without 8BITMIME then still takes it.
+    body: bytes.some((b) => b > 0x7f) ? "8BITMIME" : "7BIT",
     client: { address: "127.0.0.1", port: 0, tls: false },
     helo: source.hostname,
     protocol: "LOCAL",

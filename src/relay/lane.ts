@@ -4,10 +4,11 @@
  * Failures become per-recipient results here; the worker decides what they mean.
  */
 
-import { errorMessage } from "../ops/log.ts";
+import { errorMessage, type Logger } from "../ops/log.ts";
 import { messageStream, type OpenedMessage } from "../queue/message_reader.ts";
 import type { QueueRecord } from "../queue/record.ts";
 import { UnknownMessageError } from "../queue/spool.ts";
+import { hygieneFor, streamWithAddition, withAddition } from "./header_hygiene.ts";
 import type { UpstreamSession } from "./upstream.ts";
 import { type OutgoingMessage, type RecipientResult, UpstreamError } from "./upstream_types.ts";
 
@@ -43,6 +44,10 @@ export interface Transaction {
 export interface LaneOptions {
   connect: () => Promise<UpstreamSession>;
   messagesPerConnection: number;
+  /** The configured host name: the right part of a Message-ID delivery adds. */
+  hostname: string;
+  /** Where a message that could not get its missing header fields is noted. */
+  log?: Logger;
   /** Called once a new connection is up, before the message is sent. */
   onConnected?: () => void;
   /** Called with the seconds from sending the message to the upstream's last reply. */
@@ -87,7 +92,7 @@ export async function transact(
     }
     phase = "send";
     const started = performance.now();
-    const results = await lane.session.send(envelopeOf(record, pendingAddresses, opened));
+    const results = await lane.session.send(envelopeOf(record, pendingAddresses, opened, opts));
     opts.onReplied?.((performance.now() - started) / 1000);
     lane.lastUsed = Date.now();
     return { results, connectFailed: false };
@@ -132,9 +137,20 @@ async function retireStale(lane: Lane, messagesPerConnection: number): Promise<v
   }
 }
 
-function envelopeOf(record: QueueRecord, recipients: string[], opened: Loaded): OutgoingMessage {
+function envelopeOf(
+  record: QueueRecord,
+  recipients: string[],
+  opened: Loaded,
+  opts: LaneOptions,
+): OutgoingMessage {
   // A small message was read whole with its header: it goes from memory.
   const whole = opened.head.length === record.size ? opened.head : undefined;
+  // Missing Message-ID/Date are added on the way out; the stored file stays as received.
+  const hygiene = hygieneFor(record, opened.head, opts.hostname);
+  if (hygiene.kind === "skip") {
+    opts.log?.info("header fields not added", { id: record.id, reason: hygiene.reason });
+  }
+  const addition = hygiene.kind === "add" ? hygiene.addition : undefined;
   const byAddress = new Map(record.recipients.map((r) => [r.address, r]));
   const asked = record.ret !== undefined || record.envid !== undefined ||
     record.recipients.some((r) => r.notify || r.orcpt);
@@ -153,11 +169,13 @@ function envelopeOf(record: QueueRecord, recipients: string[], opened: Loaded): 
     recipients,
     smtputf8: record.smtputf8,
     eightBit: record.body === "8BITMIME",
-    size: record.size,
-    bytes: whole,
-    open: () =>
-      opened.file
+    size: record.size + (addition?.bytes.length ?? 0),
+    bytes: whole && addition ? withAddition(whole, addition) : whole,
+    open: () => {
+      const stream = opened.file
         ? messageStream({ ...opened, file: opened.file }, { again: true })
-        : ReadableStream.from([opened.head]),
+        : ReadableStream.from([opened.head]);
+      return addition ? streamWithAddition(stream, addition) : stream;
+    },
   };
 }

@@ -15,7 +15,7 @@ import type tls from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
 import { DenoSocket } from "./deno_socket.ts";
 import { upstreamNetTarget } from "../upstream_url.ts";
-import { hasNonAscii, oneLine } from "../text.ts";
+import { oneLine } from "../text.ts";
 import {
   asNmError,
   classifySendFailure,
@@ -25,6 +25,7 @@ import {
   scrubSecrets,
   stringArray,
 } from "./upstream_errors.ts";
+import { needsSmtpUtf8, unmetNeed } from "./extension_needs.ts";
 import { oauthFor } from "./xoauth2.ts";
 import { replyCode } from "./reply_outcome.ts";
 import {
@@ -190,13 +191,11 @@ export class UpstreamSession {
   async send(msg: OutgoingMessage): Promise<RecipientResult[]> {
     if (!this.usable) throw new UpstreamError("upstream connection is closed", false);
     if (msg.recipients.length === 0) return [];
-    const needsUtf8 = msg.smtputf8 || hasNonAscii(msg.sender) || msg.recipients.some(hasNonAscii);
-    if (needsUtf8 && !this.#extensions().includes("SMTPUTF8")) {
-      return msg.recipients.map((recipient) => ({
-        recipient,
-        status: "failed",
-        response: "5.6.7 upstream server does not support SMTPUTF8, which this message requires",
-      }));
+    const needsUtf8 = needsSmtpUtf8(msg);
+    // Never sent changed: what the upstream lacks fails each recipient, with a bounce.
+    const unmet = unmetNeed(msg, this.#extensions(), needsUtf8);
+    if (unmet) {
+      return msg.recipients.map((recipient) => ({ recipient, status: "failed", response: unmet }));
     }
     if (this.#dirty) await this.reset();
 

@@ -8,7 +8,7 @@ import type { Envelope } from "./envelope.ts";
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-/** An RFC 5322 date-time in UTC, e.g. `Sun, 29 Nov 2026 03:48:34 +0000`. */
+/** An RFC 5322 date-time in UTC, e.g. `Sun, 29 Nov 2026 03:48:34 +0000`; Carrier's one formatter. */
 export function rfc5322Date(date: Date): string {
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ` +

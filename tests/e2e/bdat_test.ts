@@ -43,12 +43,19 @@ async function session(port: number): Promise<RawClient> {
   return client;
 }
 
-/** The body part after Carrier's own Received: header (its first two lines). */
+/**
+ * The message as the client sent it: after Carrier's own Received: header (its first two
+ * lines) and the Message-ID and Date that delivery adds to a message without them.
+ */
 function afterReceived(data: Uint8Array): Uint8Array {
   const text = new TextDecoder("latin1").decode(data);
   ok(text.startsWith("Received: "), text);
   const end = text.search(/\r\n(?![\t ])/) + 2;
-  return data.subarray(end);
+  const added = /^Message-ID: <[0-9A-Z]+@carrier\.test>\r\nDate: [^\r\n]+ \+0000\r\n/.exec(
+    text.slice(end),
+  );
+  ok(added, text);
+  return data.subarray(end + added[0].length);
 }
 
 Deno.test("bdat: pipelined chunks are delivered byte-exact, '.' lines and all", async () => {

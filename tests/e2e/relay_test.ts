@@ -121,8 +121,15 @@ Deno.test("relay: swaks -> Carrier -> STARTTLS+AUTH smarthost, bytes and envelop
       ),
       text,
     );
+    // Delivery adds the missing Message-ID and Date right after Received:, nothing else;
     // swaks ends the data with a CRLF of its own before the final dot.
-    strictEqual(text.slice(text.search(/\r\n(?![\t ])/) + 2), body + "\r\n");
+    const rest = text.slice(text.search(/\r\n(?![\t ])/) + 2);
+    const added = `Message-ID: <${id}@carrier.test>\r\nDate: `;
+    ok(rest.startsWith(added), rest);
+    const dateEnd = rest.indexOf("\r\n", added.length);
+    const date = rest.slice(added.length, dateEnd);
+    ok(/^\w{3}, \d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/.test(date), date);
+    strictEqual(rest.slice(dateEnd + 2), body + "\r\n");
     await carrier.waitForLog(new RegExp(`removed id=${id} delivered=2 failed=0`));
     deepStrictEqual(await queueFiles(carrier.spool), []);
     ok(!carrier.logs().includes(PASSWORD), "password never logged");

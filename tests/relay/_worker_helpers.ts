@@ -21,13 +21,18 @@ export const PASSWORD = "w0rker-Test-pass";
 export const SENDER = "alice@example.com";
 export const POLL_MS = 50;
 
-/** A message with our Received: header, 8-bit bytes and dot lines (CRLF line ends only). */
+/**
+ * A message with our Received: header, 8-bit bytes and dot lines (CRLF line ends only). It
+ * has a Message-ID and a Date, so delivery adds nothing: it must arrive byte-exact.
+ */
 export const MESSAGE = concatBytes([
   enc.encode(
     "Received: from client.test ([127.0.0.1])\r\n\tby carrier.test (Carrier) with ESMTP id X; " +
       "Mon, 1 Jan 2024 00:00:00 +0000\r\n",
   ),
-  enc.encode("From: alice@example.com\r\nTo: bob@example.net\r\nSubject: worker test\r\n\r\n"),
+  enc.encode("From: alice@example.com\r\nTo: bob@example.net\r\nSubject: worker test\r\n"),
+  enc.encode("Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <worker-test@example.com>\r\n"),
+  enc.encode("\r\n"),
   new Uint8Array([0xc3, 0xa9, 0x20, 0xff, 0x80, 0x0d, 0x0a]),
   enc.encode(".leading dot\r\n..two dots\r\n.\r\nlast line\r\n"),
 ]);

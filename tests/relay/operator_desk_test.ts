@@ -18,13 +18,12 @@ Deno.test("worker: a held message is not tried, even by a flush, nor after a res
     const w = worker();
     await w.start();
     await spool.requests.ask("hold", record.id);
+    // The record is written before the log line: wait for both.
+    const logged = () =>
+      logs.some((l) => l.includes(" info held by operator ") && l.includes(record.id));
     await waitUntil(
-      "the hold to be applied",
-      async () => (await readRecord(spool, record.id))?.held ? true : undefined,
-    );
-    ok(
-      logs.some((l) => l.includes(" info held by operator ") && l.includes(record.id)),
-      logs.join("\n"),
+      "the hold to be applied and logged",
+      async () => (await readRecord(spool, record.id))?.held && logged() ? true : undefined,
     );
     deepStrictEqual(w.queueCounts(Date.now()).depth, { due: 0, deferred: 0, held: 1 });
     await spool.requests.askFlush();

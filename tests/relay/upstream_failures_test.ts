@@ -1,6 +1,6 @@
 /**
  * The upstream client when things go wrong or are reused: dropped connections, failing
- * streams, reuse with and without RSET, SMTPUTF8, XOAUTH2 and stalled servers.
+ * streams, reuse with and without RSET, SMTPUTF8, 8BITMIME, XOAUTH2 and stalled servers.
  */
 import { concatBytes } from "../../src/bytes.ts";
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
@@ -145,6 +145,30 @@ Deno.test("SMTPUTF8 needed but not offered: every recipient fails permanently", 
     });
     const [mail] = await host.waitFor(1);
     strictEqual(mail.smtputf8, false);
+  });
+});
+
+Deno.test("8-bit body but no 8BITMIME offered: every recipient fails 5.6.3, nothing is sent", async () => {
+  await withSmarthost({ hide8bitmime: true }, async (host, pki) => {
+    await withSession(options(pki, host), async (s) => {
+      const results = await s.send(message(["a@example.net", "b@example.net"]));
+      deepStrictEqual(results.map((r) => r.status), ["failed", "failed"]);
+      for (const r of results) {
+        strictEqual(
+          r.response,
+          "5.6.3 upstream server does not support 8BITMIME, which this message's 8-bit body requires",
+        );
+      }
+      strictEqual(host.commands.filter((c) => c === "MAIL").length, 0, "no transaction begun");
+      // A 7-bit message goes through the same session unchanged.
+      const ascii = enc.encode("Subject: plain\r\n\r\nascii only\r\n");
+      const plain = await s.send(message(["a@example.net"], { eightBit: false }, ascii));
+      strictEqual(plain[0].status, "delivered");
+    });
+    const mails = await host.waitFor(1);
+    strictEqual(mails.length, 1);
+    strictEqual(mails[0].bodyType, "7bit");
+    deepStrictEqual(mails[0].data, enc.encode("Subject: plain\r\n\r\nascii only\r\n"));
   });
 });
 

@@ -15,6 +15,8 @@ export interface ReceivedMail {
   smtputf8: boolean;
   /** BODY= of MAIL FROM ("7bit" unless the client sent BODY=8BITMIME). */
   bodyType: string;
+  /** SIZE= of MAIL FROM, when the client announced one. */
+  declaredSize?: number;
   /** The session was encrypted (STARTTLS or implicit TLS) when the message arrived. */
   secure: boolean;
   /** DSN parameters as received (only when the smarthost offers DSN): RET, ENVID, per RCPT. */
@@ -72,6 +74,8 @@ export interface SmarthostOptions {
   hideSmtputf8?: boolean;
   /** Do not advertise PIPELINING. */
   hidePipelining?: boolean;
+  /** Do not advertise 8BITMIME (RFC 6152). */
+  hide8bitmime?: boolean;
   /** Advertise DSN (RFC 3461) and record its parameters in `ReceivedMail.dsn`. */
   dsn?: boolean;
   /** Listen on this port (default: any free port). */
@@ -101,6 +105,12 @@ function dsnOf(env: DsnEnvelope): NonNullable<ReceivedMail["dsn"]> {
       ...(r.dsn?.orcpt ? { orcpt: r.dsn.orcpt } : {}),
     })),
   };
+}
+
+/** SIZE= of MAIL FROM as smtp-server parsed it (its `args`), when there was one. */
+function sizeOf(mailFrom: unknown): { declaredSize?: number } {
+  const size = (mailFrom as { args?: { SIZE?: unknown } } | undefined)?.args?.SIZE;
+  return typeof size === "string" ? { declaredSize: Number(size) } : {};
 }
 
 function userOf(session: { user?: unknown }): string | undefined {
@@ -168,6 +178,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     allowInsecureAuth: opts.starttls === false,
     hideSMTPUTF8: opts.hideSmtputf8 ?? false,
     hidePIPELINING: opts.hidePipelining ?? false,
+    hide8BITMIME: opts.hide8bitmime ?? false,
     hideDSN: !opts.dsn,
     hideENHANCEDSTATUSCODES: false,
     size: 10 * 1024 * 1024,
@@ -246,6 +257,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
           user: userOf(session),
           smtputf8: env.smtpUtf8 === true,
           bodyType: env.bodyType ?? "7bit",
+          ...sizeOf(env.mailFrom),
           secure: session.secure,
           ...(opts.dsn ? { dsn: dsnOf(env) } : {}),
         });
