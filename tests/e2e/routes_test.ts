@@ -146,7 +146,7 @@ via = "other"
   });
 });
 
-Deno.test("a daily quota spills over to the next upstream; a rate makes mail wait, visibly", async () => {
+Deno.test("a daily quota spills over to the next upstream; a rate makes mail wait, visibly, then go", async () => {
   const toml = UPSTREAMS.replace("[upstream]\n", '[upstream]\nupstream = ["main", "other"]\n')
     .replace(
       'url = "starttls://main@127.0.0.1:MAIN_PORT"',
@@ -191,5 +191,15 @@ Deno.test("a daily quota spills over to the next upstream; a rate makes mail wai
       if (!saved?.upstreams?.main) await new Promise((r) => setTimeout(r, 100));
     }
     strictEqual(saved.upstreams.main.length, 2);
+    // The rate spreads delivery: the waiting message goes a minute after the one before it.
+    await other.waitFor(2, 75_000);
+    deepStrictEqual(other.received[1]!.to, ["r3@example.net"]);
+    await carrier.waitForLog(new RegExp(`removed id=${waiting}`));
+    const at = (id: string) =>
+      Date.parse(
+        carrier.logs().split("\n").find((l) => l.includes(`delivered id=${id} `))!.split(" ")[0]!,
+      );
+    const gap = at(waiting) - at(ids[2]!);
+    ok(gap >= 59_000, `the second message through "other" came ${gap} ms after the first`);
   });
 });
