@@ -23,11 +23,15 @@ export function escaped(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-/** Queues one message to `recipients` with smtplib; returns its queue id. */
+/**
+ * Queues one message to `recipients` with smtplib; returns its queue id. `lines` of 1 KiB
+ * pad the body (a smarthost that drops the connection mid-DATA needs more than one read).
+ */
 export async function sendMail(
   port: number,
   recipients: string[],
   subject = "failover",
+  lines = 0,
 ): Promise<string> {
   const out = await python(
     `
@@ -38,11 +42,12 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30) as s:
     for r in json.loads(sys.argv[2]):
         code, resp = s.rcpt(r)
         assert code == 250, (r, code, resp)
-    code, resp = s.data(("Subject: " + sys.argv[4] + "\\r\\n\\r\\nbody\\r\\n").encode())
+    pad = ("x" * 1022 + "\\r\\n") * int(sys.argv[5])
+    code, resp = s.data(("Subject: " + sys.argv[4] + "\\r\\n\\r\\nbody\\r\\n" + pad).encode())
     assert code == 250, (code, resp)
     print(resp.decode().split()[-1])
 `,
-    [String(port), JSON.stringify(recipients), SENDER, subject],
+    [String(port), JSON.stringify(recipients), SENDER, subject, String(lines)],
   );
   strictEqual(out.code, 0, out.stderr);
   return out.stdout.trim();

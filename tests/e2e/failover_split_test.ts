@@ -133,9 +133,10 @@ Deno.test("failover: the first drops the connection in its second DATA: every re
   const p = await pair({ behavior: { failAfter: 1, dropMidData: 1 } });
   try {
     const to = recipients(250);
-    const id = await sendMail(p.carrier.port, to);
-    // The dropped transaction's 100 wait for the retry (1-2 s); the rest go on at once.
-    await p.carrier.waitForLog(new RegExp(`deferred id=${id} rcpts=100 `), 30_000);
+    // 200 KiB: the drop comes before the final dot (after it, a resend is inherent to SMTP).
+    const id = await sendMail(p.carrier.port, to, "dropped", 200);
+    // The dropped transaction's recipients wait for a retry (1-2 s apart), at least once.
+    await p.carrier.waitForLog(new RegExp(`deferred id=${id} rcpts=\\d+ attempts=1 `), 30_000);
     await p.carrier.waitForLog(new RegExp(`removed id=${id} delivered=250 failed=0`), 30_000);
     deliveredOnce(to, p.first.received, p.second.received);
     const sent = [...p.first.received, ...p.second.received].map((m) => m.to.length);
@@ -229,4 +230,45 @@ Deno.test("failover: all upstreams down: the message waits in the queue; after t
     await carrier.stop();
     await host?.close();
   }
+});
+
+// Known bug, reported (not fixed here: src/relay/attempt.ts is being changed elsewhere): a
+// message not held in memory (over 128 KiB when just queued, over 16 KiB once read back) is
+// streamed from its file, which the first transaction of an attempt reads to the end and
+// closes. Every further transaction of that attempt (recipients past 100, or the next upstream
+// after a refusal at MAIL FROM) fails with "Bad resource ID" and waits for a retry. Run them
+// with CARRIER_TEST_KNOWN_BUGS=1; drop the `ignore` once fixed.
+Deno.test({
+  name:
+    "failover: a 200 KiB message refused (454) at MAIL FROM by the first goes to the second at once",
+  ignore: !Deno.env.get("CARRIER_TEST_KNOWN_BUGS"),
+  fn: async () => {
+    const p = await pair(
+      { behavior: { rejectMailFrom: { code: 454, message: "Too many login attempts" } } },
+      ["--retry-min", "1h", "--retry-max", "2h"],
+    );
+    try {
+      const id = await sendMail(p.carrier.port, ["bob@example.net"], "big", 200);
+      await p.carrier.waitForLog(new RegExp(`removed id=${id} delivered=1 failed=0`), 20_000);
+      deliveredOnce(["bob@example.net"], p.second.received);
+    } finally {
+      await p.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "failover: a 200 KiB message to 250 recipients is delivered in one attempt",
+  ignore: !Deno.env.get("CARRIER_TEST_KNOWN_BUGS"),
+  fn: async () => {
+    const p = await pair({}, ["--retry-min", "1h", "--retry-max", "2h"]);
+    try {
+      const to = recipients(250);
+      const id = await sendMail(p.carrier.port, to, "big", 200);
+      await p.carrier.waitForLog(new RegExp(`removed id=${id} delivered=250 failed=0`), 20_000);
+      deepStrictEqual(counts(p.first), [100, 100, 50]);
+    } finally {
+      await p.stop();
+    }
+  },
 });
