@@ -128,6 +128,49 @@ Deno.test("serve: IPv6 and implicit-TLS upstreams in --allow-net form", async ()
   ok(plain.get("--allow-net")!.includes("127.0.0.1:2600"));
 });
 
+Deno.test("serve with a failover list: every upstream's host, password file and variable", async () => {
+  const two = parse(permissionFlags(
+    await configOf(
+      "--upstream",
+      "starttls://me@smtp.example.com:587",
+      "--upstream",
+      "smtps://backup@[2001:db8::2]",
+      "--upstream-password-file",
+      "/run/secrets/one",
+      "--upstream-password-file",
+      "/run/secrets/two",
+    ),
+    "serve",
+  ));
+  ok(two.get("--allow-net")!.includes("smtp.example.com:587"));
+  ok(two.get("--allow-net")!.includes("[2001:db8::2]:465"));
+  for (const file of ["/run/secrets/one", "/run/secrets/two"]) {
+    ok(two.get("--allow-read")!.includes(file), file);
+  }
+  deepStrictEqual(two.get("--allow-env"), sorted([...ENV_VARS, "CARRIER_UPSTREAM_PASSWORD_2"]));
+  const three = parse(permissionFlags(
+    await configOf(
+      "--upstream",
+      "smtps://a.example.com,smtps://b.example.com,smtps://c.example.com",
+    ),
+    "serve",
+  ));
+  deepStrictEqual(
+    three.get("--allow-env"),
+    sorted([...ENV_VARS, "CARRIER_UPSTREAM_PASSWORD_2", "CARRIER_UPSTREAM_PASSWORD_3"]),
+  );
+  // One upstream: only the variables every configuration may read.
+  const one = parse(
+    permissionFlags(await configOf("--upstream", "smtps://a.example.com"), "serve"),
+  );
+  deepStrictEqual(one.get("--allow-env"), sorted([...ENV_VARS]));
+  // The binary built for a failover list can read the second password too.
+  const binary = parse(
+    binaryFlags(await configOf("--upstream", "smtps://a.example.com,smtps://b.example.com"), noEnv),
+  );
+  ok(binary.get("--allow-env")!.includes("CARRIER_UPSTREAM_PASSWORD_2"));
+});
+
 Deno.test("the OAuth2 token host only when a refresh token is set", async () => {
   const config = await fullConfig();
   const without = parse(permissionFlags(config, "serve", noEnv));

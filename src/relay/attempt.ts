@@ -204,7 +204,9 @@ async function failover(
         ? t.attemptError
         : tagged.find((r) => r.sessionLevel || r.refusedMail || isThrottle(r.response))?.response;
       if (refusal) {
-        if (t.connectFailed || !tagged.some((r) => r.refusedMail && !r.sessionLevel)) {
+        // A plain 4xx to MAIL FROM moves on without a pause; a throttling one pauses too.
+        const mailOnly = tagged.some((r) => r.refusedMail && !r.sessionLevel);
+        if (t.connectFailed || isThrottle(refusal) || !mailOnly) {
           upstreamFailed(ctx, i, refusal);
         }
         attemptError = refusal;

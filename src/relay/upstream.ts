@@ -358,8 +358,13 @@ export class UpstreamSession {
         else resolve(value as T);
       };
       const onError = (err: unknown) => finish(err ?? new Error("upstream connection error"));
+      // After a 421 nodemailer emits 'end' first, then hands the reply over: the reply wins.
       const onEnd = () =>
-        finish(Object.assign(new Error("Connection closed unexpectedly"), { code: "ECONNECTION" }));
+        queueMicrotask(() =>
+          finish(
+            Object.assign(new Error("Connection closed unexpectedly"), { code: "ECONNECTION" }),
+          )
+        );
       conn.on("error", onError);
       conn.once("end", onEnd);
       try {

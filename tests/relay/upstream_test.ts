@@ -134,6 +134,25 @@ for (
   });
 }
 
+Deno.test("MAIL FROM 421 (the server then closes): the 421 reply is the result, not a broken connection", async () => {
+  const rejectMailFrom = { code: 421, message: "Too many connections, slow down" };
+  await withSmarthost({ behavior: { rejectMailFrom } }, async (host, pki) => {
+    await withSession(options(pki, host), async (s) => {
+      const results = await s.send(message(["a@example.net", "b@example.net"]));
+      deepStrictEqual(
+        results.map((r) => [r.status, r.code, r.refusedMail, r.response]),
+        [["a@example.net"], ["b@example.net"]].map(() => [
+          "deferred",
+          421,
+          true,
+          "421 4.4.2 Too many connections, slow down",
+        ]),
+      );
+      strictEqual(s.usable, false, "the server closed the connection");
+    });
+  });
+});
+
 for (const code of [451, 554]) {
   Deno.test(`DATA reply ${code} applies to the accepted recipients only`, async () => {
     const behavior = { failDataOnce: code, rejectRecipients: { "no@example.net": 550 } };

@@ -39,6 +39,11 @@ export interface SmarthostBehavior {
   tempFailAll: boolean;
   /** Answer every MAIL FROM with this reply (e.g. a quota or policy refusal). */
   rejectMailFrom?: { code: number; message: string };
+  /**
+   * The MAIL FROM and DATA switches (tempFailAll, rejectMailFrom, dropMidData) apply only
+   * once this many messages have been received (default 0: at once).
+   */
+  failAfter: number;
 }
 
 /** Handle of a running smarthost. */
@@ -49,6 +54,8 @@ export interface Smarthost {
   commands: string[];
   /** Connections accepted so far. */
   readonly connections: number;
+  /** Successful AUTH logins so far. */
+  readonly logins: number;
   close(): Promise<void>;
   setBehavior(b: Partial<SmarthostBehavior>): void;
   /** Resolves once `count` messages are received; rejects after `timeoutMs` (default 5 s). */
@@ -80,6 +87,11 @@ export interface SmarthostOptions {
   dsn?: boolean;
   /** Listen on this port (default: any free port). */
   port?: number;
+  /**
+   * Advertise `LIMITS <value>` (RFC 9422) in the EHLO reply, e.g. "RCPTMAX=40" (smtp-server
+   * has no LIMITS of its own: the line is added to its EHLO reply; nothing is enforced).
+   */
+  limits?: string;
 }
 
 type SmtpError = Error & { responseCode?: number };
@@ -122,9 +134,26 @@ function userOf(session: { user?: unknown }): string | undefined {
  * `user` (the password comes from CARRIER_UPSTREAM_PASSWORD), with 1-2 s retries.
  */
 export function upstreamArgs(pki: TestPki, port: number, user: string, extra: string[] = []) {
+  return upstreamListArgs(pki, [{ port, user }], extra);
+}
+
+/** One upstream of a failover list for {@link upstreamListArgs}. */
+export interface UpstreamSpec {
+  port: number;
+  /** The URL's user; none: no AUTH. */
+  user?: string;
+}
+
+/**
+ * `carrier serve` flags to relay through these smarthosts in failover order (one --upstream
+ * each, STARTTLS, the test CA for all), with 1-2 s retries unless `extra` says otherwise.
+ */
+export function upstreamListArgs(pki: TestPki, upstreams: UpstreamSpec[], extra: string[] = []) {
   return [
-    "--upstream",
-    `starttls://${user}@127.0.0.1:${port}`,
+    ...upstreams.flatMap((u) => [
+      "--upstream",
+      `starttls://${u.user ? `${u.user}@` : ""}127.0.0.1:${u.port}`,
+    ]),
     "--upstream-ca",
     pki.caCertPath,
     "--upstream-servername",
@@ -137,6 +166,30 @@ export function upstreamArgs(pki: TestPki, port: number, user: string, extra: st
   ];
 }
 
+/** The connection of `sessionId` adds `LIMITS value` to its EHLO replies. */
+function advertiseLimits(server: SMTPServer, sessionId: string, value: string): void {
+  type Conn = { id: string; send(code: number, data: unknown, context?: unknown): void };
+  for (const conn of server.connections as unknown as Set<Conn>) {
+    if (conn.id !== sessionId) continue;
+    const send = conn.send.bind(conn);
+    conn.send = (code, data, context) => {
+      // The EHLO reply: a list that starts with the greeting line smtp-server makes.
+      const ehlo = code === 250 && Array.isArray(data) && /Nice to meet you/.test(String(data[0]));
+      send(code, ehlo ? [...data, `LIMITS ${value}`] : data, context);
+    };
+  }
+}
+
+/** RCPT commands per transaction (between one MAIL and the next) in a `commands` log. */
+export function rcptCounts(commands: readonly string[]): number[] {
+  const counts: number[] = [];
+  for (const verb of commands) {
+    if (verb === "MAIL") counts.push(0);
+    else if (verb === "RCPT" && counts.length > 0) counts[counts.length - 1]++;
+  }
+  return counts;
+}
+
 /** Starts a smarthost on 127.0.0.1 with an ephemeral port. */
 export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost> {
   const behavior: SmarthostBehavior = {
@@ -144,12 +197,15 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     failDataOnce: 0,
     dropMidData: 0,
     tempFailAll: false,
+    failAfter: 0,
     ...opts.behavior,
   };
+  const failing = () => received.length >= behavior.failAfter;
   const received: ReceivedMail[] = [];
   const commands: string[] = [];
   const waiters = new Set<() => void>();
   let connections = 0;
+  let logins = 0;
   const users = opts.users;
   const disabled: string[] = [];
   if (opts.starttls === false) disabled.push("STARTTLS");
@@ -184,14 +240,16 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     size: 10 * 1024 * 1024,
     closeTimeout: 1000,
     socketTimeout: 10_000,
-    onConnect(_session, callback) {
+    onConnect(session, callback) {
       connections++;
+      if (opts.limits) advertiseLimits(server, session.id, opts.limits);
       callback();
     },
     onAuth(auth, _session, callback) {
       const expected = users?.[auth.username ?? ""];
       const given = auth.method === "XOAUTH2" ? auth.accessToken : auth.password;
       if (expected !== undefined && given === expected) {
+        logins++;
         return callback(null, { user: auth.username });
       }
       if (auth.method === "XOAUTH2") {
@@ -200,10 +258,10 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
       callback(smtpError(535, "Authentication credentials invalid"));
     },
     onMailFrom(_address, _session, callback) {
-      if (behavior.tempFailAll) {
+      if (behavior.tempFailAll && failing()) {
         return callback(smtpError(451, "Temporary failure, try again later"));
       }
-      if (behavior.rejectMailFrom) {
+      if (behavior.rejectMailFrom && failing()) {
         return callback(smtpError(behavior.rejectMailFrom.code, behavior.rejectMailFrom.message));
       }
       callback();
@@ -221,7 +279,7 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     onData(stream, session, callback) {
       const chunks: Uint8Array[] = [];
       let dropping = false;
-      if (behavior.dropMidData > 0) {
+      if (behavior.dropMidData > 0 && failing()) {
         behavior.dropMidData--;
         dropping = true;
       }
@@ -286,6 +344,9 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     commands,
     get connections() {
       return connections;
+    },
+    get logins() {
+      return logins;
     },
     setBehavior(b) {
       Object.assign(behavior, b);
