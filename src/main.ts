@@ -14,6 +14,7 @@ import { runServe } from "./serve.ts";
 import { runUsersCommand } from "./policy/users_command.ts";
 import { type Command, permissionFlags } from "./permissions.ts";
 import { flushLog } from "./ops/log.ts";
+import { readEnv } from "./env.ts";
 import { describeRouting, runRouteCommand } from "./relay/route_command.ts";
 import { resolveUpstreams } from "./config/upstreams.ts";
 
@@ -81,7 +82,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function loadConfig(values: Record<string, unknown>): Promise<Config> {
-  return await buildConfig(configFlags(values), (name) => Deno.env.get(name), () => {
+  return await buildConfig(configFlags(values), readEnv, () => {
     try {
       return Deno.hostname();
     } catch {
@@ -97,7 +98,7 @@ function checkConfig(config: Config, json: boolean): number {
       JSON.stringify(
         {
           config: shown,
-          permissions: permissionFlags(config, "serve", (n) => Deno.env.get(n)),
+          permissions: permissionFlags(config, "serve", readEnv),
         },
         null,
         2,
@@ -110,7 +111,7 @@ function checkConfig(config: Config, json: boolean): number {
   console.log("");
   for (const line of describeRouting(resolveUpstreams(config))) console.log(line);
   console.log("\npermission flags for serve:");
-  for (const flag of permissionFlags(config, "serve", (n) => Deno.env.get(n))) {
+  for (const flag of permissionFlags(config, "serve", readEnv)) {
     console.log(`  ${flag}`);
   }
   return 0;

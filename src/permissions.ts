@@ -10,7 +10,7 @@ import { COMMAND_OPTIONS, configFlags, parseFlags } from "./config/flags.ts";
 import type { Config } from "./config/schema.ts";
 import { formatAddress } from "./config/units.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
-import { resolveUpstreams } from "./config/upstreams.ts";
+import { positionalPasswordVariable, resolveUpstreams } from "./config/upstreams.ts";
 
 /**
  * V8 settings every Carrier process runs with (dev task, tests, compiled binary).
@@ -179,10 +179,17 @@ export function releaseFlags(): string[] {
     `--allow-read=${read.join(",")}`,
     `--allow-write=${RELEASE_PATHS.spool},${RELEASE_PATHS.config}`,
     `--allow-net=${net.join(",")}`,
-    `--allow-env=${ENV_VARS.join(",")}`,
+    // The passwords of a failover list of up to 9 plain URLs; named upstreams use files here.
+    `--allow-env=${[...ENV_VARS, ...RELEASE_PASSWORD_VARIABLES].join(",")}`,
     "--allow-sys=hostname",
   ];
 }
+
+/** CARRIER_UPSTREAM_PASSWORD_2 to _9: the release binary's fallbacks' password variables. */
+const RELEASE_PASSWORD_VARIABLES = Array.from(
+  { length: 8 },
+  (_, i) => positionalPasswordVariable(i + 1),
+);
 
 /** The union of the flags every command needs under `config`, for a binary built for it. */
 export function binaryFlags(config: Config, env: (name: string) => string | undefined): string[] {

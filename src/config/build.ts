@@ -245,7 +245,9 @@ export async function buildConfig(
   if (files > 1 && files !== config.upstream.length) {
     const [file, upstream] = names("upstreamPasswordFile", "upstream");
     throw new ConfigError(
-      `${file}: ${files} files for ${config.upstream.length} ${upstream} URLs; give one for all, or one each in the same order`,
+      `${file}: ${files} files for ${config.upstream.length} ${upstream} ${
+        config.upstream.length === 1 ? "entry" : "entries"
+      }; give one for all, or one each in the same order`,
     );
   }
   resolveUpstreams(config); // unknown upstream names in the list or the routes

@@ -21,9 +21,26 @@ export interface OpenedMessage {
 }
 
 /**
+ * Reads in flight on each file, chained: a stream cancelled mid-read (a transaction that
+ * failed) still finishes its read before the next stream seeks, so none reads another's bytes.
+ */
+const fileQueues = new WeakMap<Deno.FsFile, Promise<unknown>>();
+
+/** Reads into `buffer` from `position` once every earlier read on `file` has finished. */
+function readAt(file: Deno.FsFile, position: number, buffer: Uint8Array): Promise<number | null> {
+  const read = (fileQueues.get(file) ?? Promise.resolve()).catch(() => {}).then(async () => {
+    await file.seek(position, Deno.SeekMode.Start);
+    return await file.read(buffer);
+  });
+  fileQueues.set(file, read);
+  return read;
+}
+
+/**
  * The bytes of an opened message (head, then the rest of the file). It closes the file at
  * the end, unless `again`: then the file stays open and each stream reads the rest from
- * `restAt`, so one opened message can be sent several times (split recipients, failover).
+ * `restAt` at its own position, so one opened message can be sent several times (split
+ * recipients, failover), however an earlier stream ended.
  */
 export function messageStream(
   opened: OpenedMessage,
@@ -31,7 +48,8 @@ export function messageStream(
 ): ReadableStream<Uint8Array> {
   const { file, head } = opened;
   let first = head.length > 0;
-  let positioned = !opts.again || opened.restAt === undefined;
+  const again = opts.again === true && opened.restAt !== undefined;
+  let position = opened.restAt ?? 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (first) {
@@ -39,17 +57,14 @@ export function messageStream(
         controller.enqueue(head);
         return;
       }
-      if (!positioned) {
-        await file.seek(opened.restAt!, Deno.SeekMode.Start);
-        positioned = true;
-      }
       const buffer = new Uint8Array(64 * 1024);
-      const n = await file.read(buffer);
+      const n = again ? await readAt(file, position, buffer) : await file.read(buffer);
       if (n === null) {
         if (!opts.again) file.close();
         controller.close();
         return;
       }
+      position += n;
       controller.enqueue(buffer.subarray(0, n));
     },
     cancel() {

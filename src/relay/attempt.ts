@@ -202,7 +202,12 @@ async function failover(
       if (delivered > 0) ctx.quotas.count(i, delivered);
       const refusal = t.connectFailed
         ? t.attemptError
-        : tagged.find((r) => r.sessionLevel || r.refusedMail || isThrottle(r.response))?.response;
+        : tagged.find((r) =>
+          r.sessionLevel || r.refusedMail ||
+          // A rate reply to one RCPT (Gmail's "receiving mail at a rate") is that mailbox's;
+          // only 421 there means the whole session is going.
+          (isThrottle(r.response) && (!r.rcptReply || r.code === 421))
+        )?.response;
       if (refusal) {
         // A plain 4xx to MAIL FROM moves on without a pause; a throttling one pauses too.
         const mailOnly = tagged.some((r) => r.refusedMail && !r.sessionLevel);

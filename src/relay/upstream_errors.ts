@@ -93,7 +93,7 @@ export function connectFailure(
 export function recipientFromError(recipient: string, e: NmError): RecipientResult {
   const code = e.responseCode;
   const response = oneLine(e.response ?? e.message);
-  return { recipient, status: statusOf(code), code, response };
+  return { recipient, status: statusOf(code), code, response, rcptReply: true };
 }
 
 /**
@@ -169,7 +169,7 @@ export function classifySendFailure(
       const r = byRcpt.get(recipient.trim());
       return r
         ? recipientFromError(recipient, r)
-        : { recipient, status: statusOf(code), code, response };
+        : { recipient, status: statusOf(code), code, response, rcptReply: true };
     }));
   }
   // DATA (the command or the final reply) failed: it applies to the accepted recipients.

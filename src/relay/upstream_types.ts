@@ -89,6 +89,8 @@ export interface RecipientResult {
   sessionLevel?: boolean;
   /** Deferred by a 4xx to MAIL FROM: the whole transaction, not this recipient, was refused. */
   refusedMail?: boolean;
+  /** The upstream's reply to this recipient's RCPT TO: its answer, never the upstream's state. */
+  rcptReply?: boolean;
   /** Delivered to an upstream that offers DSN, with the client's DSN requests passed on. */
   dsnForwarded?: boolean;
   /** The upstream that gave this result (its name); none when no upstream answered. */

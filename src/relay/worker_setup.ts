@@ -15,6 +15,7 @@ import type { UpstreamAuth, UpstreamOptions, UpstreamTarget } from "./upstream_t
 import { parseUpstreamUrl, type UpstreamConfig } from "../upstream_url.ts";
 import { resolveUpstreams, type UpstreamSpec } from "../config/upstreams.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
+import { envGranted, readEnv } from "../env.ts";
 import { Router } from "./routes.ts";
 import { DeliveryWorker, type WorkerOptions } from "./worker.ts";
 
@@ -24,7 +25,7 @@ export async function createDeliveryWorker(
   spool: Spool,
   log: Logger,
   metrics: Metrics,
-  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+  env: (name: string) => string | undefined = readEnv,
 ): Promise<DeliveryWorker> {
   return new DeliveryWorker({ spool, log, metrics, ...await deliverySettings(config, env) });
 }
@@ -38,7 +39,7 @@ export type DeliverySettings = Omit<WorkerOptions, "spool" | "log" | "metrics" |
  */
 export async function deliverySettings(
   config: Config,
-  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+  env: (name: string) => string | undefined = readEnv,
 ): Promise<DeliverySettings> {
   const common = {
     hostname: config.hostname,
@@ -151,9 +152,11 @@ async function upstreamAuth(
   }
   if (!password) {
     const how = where === "upstream" ? "--upstream-password-file" : `${where}.password_file`;
-    throw new ConfigError(
-      `${where}: user ${upstream.user} needs a password: set ${spec.passwordVariable} or ${how}`,
-    );
+    // A binary with a fixed permission set may not read every upstream's variable.
+    const set = envGranted(spec.passwordVariable)
+      ? `set ${spec.passwordVariable} or ${how}`
+      : `give ${how} (this process may not read ${spec.passwordVariable})`;
+    throw new ConfigError(`${where}: user ${upstream.user} needs a password: ${set}`);
   }
   return { kind: "password", user: upstream.user, password };
 }

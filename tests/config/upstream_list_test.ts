@@ -8,7 +8,8 @@ import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { buildConfig } from "../../src/config/build.ts";
 import { ConfigError } from "../../src/config/error.ts";
-import { deliverySettings, upstreamPasswordVariable } from "../../src/relay/worker_setup.ts";
+import { deliverySettings } from "../../src/relay/worker_setup.ts";
+import { positionalPasswordVariable } from "../../src/config/upstreams.ts";
 import { envOf, flags, host, noEnv, withFile } from "./_helpers.ts";
 
 const A = "starttls://a@smtp.example.com:587";
@@ -83,13 +84,13 @@ Deno.test("password files: one for all or one each; another count is refused wit
   await rejects(
     buildConfig(flags("--upstream", A, "--upstream", B, "--upstream", C, ...files), noEnv, host),
     exactly(
-      "--upstream-password-file: 2 files for 3 --upstream URLs; give one for all, or one each in the same order",
+      "--upstream-password-file: 2 files for 3 --upstream entries; give one for all, or one each in the same order",
     ),
   );
   await rejects(
     buildConfig(flags(...files), envOf({ CARRIER_UPSTREAM: `${A},${B},${C}` }), host),
     exactly(
-      "--upstream-password-file: 2 files for 3 CARRIER_UPSTREAM URLs; give one for all, or one each in the same order",
+      "--upstream-password-file: 2 files for 3 CARRIER_UPSTREAM entries; give one for all, or one each in the same order",
     ),
   );
   const toml = `[upstream]\nupstream = ["${A}"]\nupstream_password_file = ["/a", "/b"]\n`;
@@ -97,16 +98,16 @@ Deno.test("password files: one for all or one each; another count is refused wit
     await rejects(
       buildConfig(flags("--config", path), noEnv, host),
       exactly(
-        "upstream-password-file: 2 files for 1 upstream URLs; give one for all, or one each in the same order",
+        "upstream-password-file: 2 files for 1 upstream entry; give one for all, or one each in the same order",
       ),
     );
   }, "carrier.toml");
 });
 
 Deno.test("the password of each upstream: CARRIER_UPSTREAM_PASSWORD, then _2, _3 ...", async () => {
-  strictEqual(upstreamPasswordVariable(0), "CARRIER_UPSTREAM_PASSWORD");
-  strictEqual(upstreamPasswordVariable(1), "CARRIER_UPSTREAM_PASSWORD_2");
-  strictEqual(upstreamPasswordVariable(2), "CARRIER_UPSTREAM_PASSWORD_3");
+  strictEqual(positionalPasswordVariable(0), "CARRIER_UPSTREAM_PASSWORD");
+  strictEqual(positionalPasswordVariable(1), "CARRIER_UPSTREAM_PASSWORD_2");
+  strictEqual(positionalPasswordVariable(2), "CARRIER_UPSTREAM_PASSWORD_3");
   const config = await buildConfig(flags("--upstream", A, "--upstream", B), noEnv, host);
   // The first's variable is shared by the others that have none of their own.
   const shared = await deliverySettings(config, envOf({ CARRIER_UPSTREAM_PASSWORD: "pw" }));

@@ -30,7 +30,7 @@ export interface ReceivedMail {
 /** Failure switches, changeable at any time with `setBehavior`. */
 export interface SmarthostBehavior {
   /** RCPT TO replies by recipient address (case-insensitive), e.g. `{ "x@y": 550 }`. */
-  rejectRecipients: Record<string, number>;
+  rejectRecipients: Record<string, number | { code: number; message: string }>;
   /** Reply this code (e.g. 451 or 554) to the next DATA transfer, then clear it. */
   failDataOnce: number;
   /** Destroy the socket in the middle of the next N DATA transfers. */
@@ -268,10 +268,11 @@ export async function startSmarthost(opts: SmarthostOptions): Promise<Smarthost>
     },
     onRcptTo(address, _session, callback) {
       const wanted = address.address.toLowerCase();
-      for (const [addr, code] of Object.entries(behavior.rejectRecipients)) {
+      for (const [addr, reply] of Object.entries(behavior.rejectRecipients)) {
         if (addr.toLowerCase() === wanted) {
-          const text = code >= 500 ? "No such user" : "Mailbox busy, try later";
-          return callback(smtpError(code, text));
+          if (typeof reply === "object") return callback(smtpError(reply.code, reply.message));
+          const text = reply >= 500 ? "No such user" : "Mailbox busy, try later";
+          return callback(smtpError(reply, text));
         }
       }
       callback();
