@@ -170,6 +170,10 @@ async function failover(
       log: ctx.options.log,
       onConnected: () => {
         ctx.options.log.debug("upstream connected", { upstream: target.name });
+        if (lane.warmingSince !== undefined) {
+          lane.warmingSince = undefined;
+          ctx.kick(); // slow start: the next lane may open its connection now
+        }
         if (pause.failures === 0) return;
         pause.recovered();
         ctx.kick(); // the probe got through: the other lanes may start again

@@ -28,6 +28,8 @@ export interface Lane {
   retire?: boolean;
   /** Which upstream (index in the failover list) its connection goes to. */
   upstream?: number;
+  /** When it started, until its first connection is up: new lanes wait for it (slow start). */
+  warmingSince?: number;
 }
 
 /** What one transaction did. */

@@ -28,6 +28,8 @@ import type { Router } from "./routes.ts";
 const CLOSE_GRACE_MS = 2000;
 /** How often the spool is scanned again for messages the worker was not told about. */
 const RESCAN_MS = 5 * 60_000;
+/** How long a new lane's first connection may take before the next lane starts anyway (ms). */
+const SLOW_START_MS = 1000;
 /** How long an idle upstream connection is kept for the next message (ms). */
 const LINGER_MS = 2000;
 
@@ -322,11 +324,19 @@ export class DeliveryWorker {
       if (due-- <= 0) break;
       wake();
     }
-    const free = lanes - this.#lanes.size;
+    // Slow start: one new connection at a time, the next once it is up (or after a while),
+    // so a burst costs the upstream a few logins, not `concurrency` at once (Gmail counts them).
+    const warming = [...this.#lanes].filter((l) => l.warmingSince !== undefined)
+      .map((l) => l.warmingSince! + SLOW_START_MS).filter((t) => t > now);
+    const free = warming.length > 0 ? 0 : Math.min(1, lanes - this.#lanes.size);
     for (let i = 0; i < Math.min(free, due); i++) this.#startLane();
     clearTimeout(this.#timer);
-    if (next !== Infinity && next > now) {
-      this.#timer = setTimeout(() => this.#kick(), Math.min(Math.max(0, next - now), 2 ** 31 - 1));
+    const wake = Math.min(
+      next !== Infinity && next > now ? next : Infinity,
+      warming.length > 0 && due > 0 ? Math.min(...warming) : Infinity,
+    );
+    if (wake !== Infinity) {
+      this.#timer = setTimeout(() => this.#kick(), Math.min(Math.max(0, wake - now), 2 ** 31 - 1));
     }
   }
 
@@ -344,7 +354,12 @@ export class DeliveryWorker {
   }
 
   #startLane(): void {
-    const lane: Lane = { session: undefined, done: Promise.resolve(), lastUsed: 0 };
+    const lane: Lane = {
+      session: undefined,
+      done: Promise.resolve(),
+      lastUsed: 0,
+      warmingSince: Date.now(),
+    };
     lane.done = this.#runLane(lane).finally(() => {
       this.#lanes.delete(lane);
       this.#kick();
@@ -368,6 +383,10 @@ export class DeliveryWorker {
           });
           this.#schedule.set(id, Date.now() + this.options.retry.minMs);
         } finally {
+          if (lane.warmingSince !== undefined) {
+            lane.warmingSince = undefined; // its first attempt is over: the next lane may start
+            this.#kick();
+          }
           this.#inFlight.delete(id);
           await this.#desk.attemptEnded(id);
         }
