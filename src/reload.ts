@@ -14,7 +14,7 @@ import type { Metrics } from "./ops/metrics.ts";
 import type { Readiness } from "./ops/readiness.ts";
 import { UserAuthenticator } from "./policy/authenticator.ts";
 import { NetworkList } from "./policy/networks.ts";
-import type { RelayPolicy } from "./policy/relay_policy.ts";
+import { policySettings, type RelayPolicy } from "./policy/relay_policy.ts";
 import { UserDb } from "./policy/users.ts";
 import { deliverySettings } from "./relay/worker_setup.ts";
 import type { DeliveryWorker } from "./relay/worker.ts";
@@ -226,15 +226,7 @@ export class Reloader {
     t.authenticator = authenticator;
     t.policy.reconfigure({
       ...t.policy.options,
-      networks: prepared.networks,
-      rules: {
-        senders: config.senders,
-        recipientDomains: config.recipientDomains,
-        userSenders: config.userSenders,
-      },
-      authAvailable: authenticator !== undefined,
-      messagesPerMinute: config.rateMessagesPerMinute,
-      recipientsPerHour: config.rateRecipientsPerHour,
+      ...policySettings(config, prepared.networks, authenticator !== undefined),
     });
     t.worker.reconfigure(delivery);
     t.log.format = config.logFormat;

@@ -13,7 +13,7 @@ import { startMetricsServer } from "./ops/metrics_server.ts";
 import { Readiness } from "./ops/readiness.ts";
 import { VERSION } from "./version.ts";
 import { UserAuthenticator } from "./policy/authenticator.ts";
-import { RelayPolicy } from "./policy/relay_policy.ts";
+import { policySettings, RelayPolicy } from "./policy/relay_policy.ts";
 import { Spool } from "./queue/spool.ts";
 import { createDeliveryWorker } from "./relay/worker_setup.ts";
 import { untilDrained } from "./server/drain.ts";
@@ -64,15 +64,7 @@ export async function runServe(
   }
   const worker = await createDeliveryWorker(config, spool, log, metrics);
   const policy = new RelayPolicy({
-    networks,
-    rules: {
-      senders: config.senders,
-      recipientDomains: config.recipientDomains,
-      userSenders: config.userSenders,
-    },
-    authAvailable: authenticator !== undefined,
-    messagesPerMinute: config.rateMessagesPerMinute,
-    recipientsPerHour: config.rateRecipientsPerHour,
+    ...policySettings(config, networks, authenticator !== undefined),
     log,
     metrics,
   });

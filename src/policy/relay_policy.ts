@@ -4,6 +4,7 @@
  * rate limits. Checked by the session at MAIL and RCPT with a clear reply.
  */
 
+import type { Config } from "../config/schema.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { type Reply, reply } from "../smtp/reply.ts";
@@ -22,6 +23,32 @@ export interface RelayPolicyOptions {
   recipientsPerHour: number;
   log: Logger;
   metrics: Metrics;
+}
+
+/** The policy settings of `config` (with its relay networks parsed): at start and on a reload. */
+export function policySettings(
+  config: Pick<
+    Config,
+    | "senders"
+    | "recipientDomains"
+    | "userSenders"
+    | "rateMessagesPerMinute"
+    | "rateRecipientsPerHour"
+  >,
+  networks: NetworkList,
+  authAvailable: boolean,
+): Omit<RelayPolicyOptions, "log" | "metrics"> {
+  return {
+    networks,
+    rules: {
+      senders: config.senders,
+      recipientDomains: config.recipientDomains,
+      userSenders: config.userSenders,
+    },
+    authAvailable,
+    messagesPerMinute: config.rateMessagesPerMinute,
+    recipientsPerHour: config.rateRecipientsPerHour,
+  };
 }
 
 /** The relay policy of a running server. */

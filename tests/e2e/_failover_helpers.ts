@@ -68,19 +68,7 @@ export function deliveredOnce(expected: string[], ...mails: ReceivedMail[][]): v
   deepStrictEqual(allRecipients(...mails), [...expected].sort());
 }
 
-/** Polls `check` until it holds; throws after `timeoutMs`. */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+export { waitUntil } from "../support/mail_client.ts";
 
 /** `carrier queue ARGS --spool SPOOL` with its derived permissions. */
 export function queueCommand(carrier: CarrierProcess, ...args: string[]) {

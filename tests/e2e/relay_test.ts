@@ -15,7 +15,7 @@ import {
   startCarrier,
   swaks,
 } from "../support/carrier.ts";
-import { RawClient } from "../support/raw_client.ts";
+import { sendRaw, waitUntil } from "../support/mail_client.ts";
 import { type Smarthost, startSmarthost, upstreamArgs } from "../support/smarthost.ts";
 import { makeTestPki, type TestPki } from "../support/tls.ts";
 
@@ -37,29 +37,6 @@ async function relayPair(
 
 const latin1 = new TextDecoder("latin1");
 
-/** Sends one message with the raw client; returns the queue id. */
-async function send(port: number, from: string, to: string[], body: string): Promise<string> {
-  const client = await RawClient.connect(port);
-  try {
-    await client.reply();
-    await client.send(`EHLO client.test\r\nMAIL FROM:<${from}>\r\n`);
-    await client.replies(2);
-    for (const rcpt of to) {
-      await client.send(`RCPT TO:<${rcpt}>\r\n`);
-      strictEqual((await client.reply()).code, 250);
-    }
-    await client.send("DATA\r\n");
-    strictEqual((await client.reply()).code, 354);
-    await client.send(body + ".\r\n");
-    const done = await client.reply();
-    strictEqual(done.code, 250, done.raw);
-    await client.send("QUIT\r\n");
-    return /queued as (\S+)/.exec(done.raw)![1];
-  } finally {
-    client.close();
-  }
-}
-
 /**
  * The message expires and bounces; the bounce cannot pass the same (failing) upstream,
  * waits out its own lifetime and is dropped with a log line; the queue ends empty.
@@ -72,19 +49,6 @@ async function expectExpiredAndBounceDropped(carrier: CarrierProcess, id: string
     20_000,
   );
   await waitUntil("empty queue", async () => (await queueFiles(carrier.spool)).length === 0);
-}
-
-async function waitUntil(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 Deno.test("relay: swaks -> Carrier -> STARTTLS+AUTH smarthost, bytes and envelope exact", async () => {
@@ -148,7 +112,7 @@ Deno.test("relay: a 5xx recipient bounces to the sender (RFC 3464), the other is
   });
   const { carrier } = await relayPair({ smarthost });
   try {
-    const id = await send(
+    const id = await sendRaw(
       carrier.port,
       "app@example.org",
       ["ok@example.com", "nobody@example.com"],
@@ -177,7 +141,7 @@ Deno.test("relay: a wrong upstream password (535) defers, never bounces at once;
     carrierArgs: ["--max-queue-lifetime", "4s"],
   });
   try {
-    const id = await send(
+    const id = await sendRaw(
       carrier.port,
       "app@example.org",
       ["a@example.com"],
@@ -207,7 +171,7 @@ Deno.test("relay: upstream down at first, then up: delivered after a retry; queu
   });
   let smarthost: Smarthost | undefined;
   try {
-    const id = await send(
+    const id = await sendRaw(
       carrier.port,
       "app@example.org",
       ["a@example.com"],
@@ -247,7 +211,7 @@ Deno.test("relay: connection dropped mid-DATA and a 4xx recipient: retried, noth
   const { carrier } = await relayPair({ smarthost });
   try {
     const body = "Subject: big\r\n\r\n" + "0123456789abcdef".repeat(64).concat("\r\n").repeat(200);
-    const id = await send(
+    const id = await sendRaw(
       carrier.port,
       "app@example.org",
       ["a@example.com", "busy@example.com"],
@@ -272,7 +236,7 @@ Deno.test("queue show, flush and delete on a held message; unknown ids are clear
   const carrier = await startCarrier(); // hold mode: no upstream
   try {
     await carrier.waitForLog(/hold mode/);
-    const id = await send(
+    const id = await sendRaw(
       carrier.port,
       "app@example.org",
       ["a@example.com"],
@@ -398,7 +362,7 @@ Deno.test("relay: a message that outlives --max-queue-lifetime bounces; its unde
     env: { CARRIER_UPSTREAM_PASSWORD: PASSWORD },
   });
   try {
-    const id = await send(
+    const id = await sendRaw(
       carrier.port,
       "app@example.org",
       ["a@example.com"],

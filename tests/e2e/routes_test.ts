@@ -7,7 +7,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { type CarrierProcess, runCarrier, startCarrier } from "../support/carrier.ts";
-import { RawClient } from "../support/raw_client.ts";
+import { sendRaw } from "../support/mail_client.ts";
 import { type Smarthost, startSmarthost } from "../support/smarthost.ts";
 import { makeTestPki, type TestPki } from "../support/tls.ts";
 
@@ -64,26 +64,8 @@ password_file = "DIR/other.pass"
 `;
 
 /** Sends one message; returns its queue id. */
-async function send(port: number, from: string, to: string[]): Promise<string> {
-  const client = await RawClient.connect(port);
-  try {
-    await client.reply();
-    await client.send(`EHLO client.test\r\nMAIL FROM:<${from}>\r\n`);
-    await client.replies(2);
-    for (const rcpt of to) {
-      await client.send(`RCPT TO:<${rcpt}>\r\n`);
-      strictEqual((await client.reply()).code, 250);
-    }
-    await client.send("DATA\r\n");
-    strictEqual((await client.reply()).code, 354);
-    await client.send(`Subject: to ${to.join(" ")}\r\n\r\nbody\r\n.\r\n`);
-    const done = await client.reply();
-    strictEqual(done.code, 250, done.raw);
-    await client.send("QUIT\r\n");
-    return /queued as (\S+)/.exec(done.raw)![1];
-  } finally {
-    client.close();
-  }
+function send(port: number, from: string, to: string[]): Promise<string> {
+  return sendRaw(port, from, to, `Subject: to ${to.join(" ")}\r\n\r\nbody\r\n`);
 }
 
 Deno.test("routes: by sender and by recipient domain; one message split between upstreams", async () => {
