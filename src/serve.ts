@@ -106,6 +106,15 @@ export async function runServe(
     reloading = reloading.then(() => reloader.reload());
   };
   Deno.addSignalListener("SIGHUP", onHup);
+  // So are the stop signals: a SIGTERM right after "started" stops the server cleanly.
+  const stopped = new Promise<string>((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => resolve(signal));
+    }
+  });
+  const drain = new Promise<string>((resolve) => {
+    Deno.addSignalListener("SIGUSR2", () => resolve("SIGUSR2"));
+  });
   log.info("started", {
     hostname: config.hostname,
     spool: config.spool,
@@ -126,14 +135,6 @@ export async function runServe(
     log.error("spool: cannot prepare spare message files", { error: errorMessage(e) })
   );
 
-  const stopped = new Promise<string>((resolve) => {
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
-      Deno.addSignalListener(signal, () => resolve(signal));
-    }
-  });
-  const drain = new Promise<string>((resolve) => {
-    Deno.addSignalListener("SIGUSR2", () => resolve("SIGUSR2"));
-  });
   let signal = await Promise.race([stopped, drain]);
   const graceMs = reloader.config.shutdownTimeout * 1000;
   if (signal === "SIGUSR2") {

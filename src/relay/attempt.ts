@@ -203,8 +203,11 @@ async function failover(
       if (!t.results) return undefined;
       const tagged = t.results.map((r) => ({ ...r, upstream: target.name }));
       const delivered = tagged.filter((r) => r.status === "delivered").length;
-      if (delivered > 0) ctx.quotas.count(i, delivered);
-      const refusal = t.connectFailed
+      if (delivered > 0) {
+        ctx.quotas.count(i, delivered);
+        pause.delivered();
+      }
+      const refusal = t.connectFailed || t.broken
         ? t.attemptError
         : tagged.find((r) =>
           r.sessionLevel || r.refusedMail ||
@@ -213,11 +216,12 @@ async function failover(
           (isThrottle(r.response) && (!r.rcptReply || r.code === 421))
         )?.response;
       if (refusal) {
-        // A plain 4xx to MAIL FROM moves on without a pause; a throttling one pauses too.
+        // A connection lost mid-transaction or a plain 4xx to MAIL FROM moves on, and pauses
+        // the upstream only when it happens to several messages in a row; a failure to
+        // connect, a throttling or account-level reply pauses it at once.
         const mailOnly = tagged.some((r) => r.refusedMail && !r.sessionLevel);
-        if (t.connectFailed || isThrottle(refusal) || !mailOnly) {
-          upstreamFailed(ctx, i, refusal);
-        }
+        const soft = !t.connectFailed && !isThrottle(refusal) && (t.broken || mailOnly);
+        if (!soft || pause.softFailure()) upstreamFailed(ctx, i, refusal);
         attemptError = refusal;
         // What it did answer stands; the rest goes to the next upstream.
         const retry = new Set(

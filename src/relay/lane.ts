@@ -40,6 +40,8 @@ export interface Transaction {
   attemptError?: string;
   /** The failure came before MAIL FROM (connect, TLS, login): the upstream's, not the message's. */
   connectFailed: boolean;
+  /** The connection broke during the transaction: nothing after it is known delivered. */
+  broken?: boolean;
 }
 
 /** How a lane reaches the upstream. */
@@ -114,7 +116,12 @@ export async function transact(
       code: e instanceof UpstreamError ? e.code : undefined,
       response: attemptError,
     }));
-    return { results, attemptError, connectFailed: phase === "connect" };
+    return {
+      results,
+      attemptError,
+      connectFailed: phase === "connect",
+      broken: phase === "send" && !permanent,
+    };
   }
 }
 

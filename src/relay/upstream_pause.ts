@@ -7,12 +7,17 @@
 
 import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
 
+/** Soft failures in a row that pause an upstream. */
+const SOFT_FAILURES = 3;
+
 /** Whether, and until when, deliveries wait for the upstream. */
 export class UpstreamPause {
   #until = 0;
   #failures = 0;
   #failingSince = 0;
   #error: string | undefined;
+  /** Messages in a row it lost mid-transaction or refused with a plain 4xx to MAIL FROM. */
+  #soft = 0;
 
   /** `onChange` hears of each failure and of the end of a pause. */
   constructor(readonly retry: RetryPolicy, readonly onChange: () => void = () => {}) {}
@@ -51,6 +56,21 @@ export class UpstreamPause {
     this.#error = error;
     this.onChange();
     return pause;
+  }
+
+  /**
+   * Counts a soft failure (a connection lost mid-transaction, a plain 4xx to MAIL FROM); true
+   * on the third in a row, when it should pause as for a failure to connect.
+   */
+  softFailure(): boolean {
+    if (++this.#soft < SOFT_FAILURES) return false;
+    this.#soft = 0;
+    return true;
+  }
+
+  /** It delivered: soft failures start counting again. */
+  delivered(): void {
+    this.#soft = 0;
   }
 
   /** Ends the pause: the upstream took a connection, or the operator asked for a flush. */

@@ -19,3 +19,14 @@ Deno.test("UpstreamPause: failures together count once; each outage pauses longe
   strictEqual(pause.failures, 0);
   strictEqual(pause.paused(after + 1), false);
 });
+
+Deno.test("UpstreamPause: three soft failures in a row pause; a delivery starts the count again", () => {
+  const pause = new UpstreamPause(retry);
+  strictEqual(pause.softFailure(), false);
+  strictEqual(pause.softFailure(), false);
+  pause.delivered();
+  strictEqual(pause.softFailure(), false);
+  strictEqual(pause.softFailure(), false);
+  strictEqual(pause.softFailure(), true);
+  strictEqual(pause.softFailure(), false); // counted from zero again
+});
