@@ -91,8 +91,10 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
   }
   if (!contacted && quotaUntil !== Infinity) {
     // Only quotas (and pauses) held it back: it waits for the quota, no attempt counted.
-    if (record.lastError === attemptError && record.attempts > 0) {
-      ctx.schedule.set(id, quotaUntil); // already says so on disk: no rewrite per wait
+    // The record already says so (near enough for `queue list`): no rewrite per window.
+    const stored = Date.parse(record.nextAttemptAt);
+    if (record.lastError === attemptError && Math.abs(stored - quotaUntil) < QUOTA_DRIFT_MS) {
+      ctx.schedule.set(id, quotaUntil);
       return;
     }
     await ctx.settler.record(record, results, attemptError, {
@@ -101,8 +103,17 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
     });
     return;
   }
-  await ctx.settler.record(record, results, attemptError);
+  // Recipients a quota held back are due when it frees, if that comes before the backoff.
+  await ctx.settler.record(
+    record,
+    results,
+    attemptError,
+    quotaUntil === Infinity ? undefined : { attempted: true, retryBy: quotaUntil },
+  );
 }
+
+/** How far the stored next attempt may be from a quota's time before the record is rewritten. */
+const QUOTA_DRIFT_MS = 5 * 60_000;
 
 /** The worker's router; without one, every upstream is one failover list. */
 function router(options: WorkerOptions): Router {

@@ -24,13 +24,14 @@ export interface Outcome {
 
 /**
  * Applies `results` to `record`'s pending recipients; `attempted` false for an expiry or a
- * quota wait, `retryAt` (ms since epoch) instead of the backoff for the latter.
+ * quota wait, `retryAt` (ms since epoch) instead of the backoff for the latter, and `retryBy`
+ * to bring the next attempt forward to when a quota frees.
  */
 export function applyResults(
   record: QueueRecord,
   results: RecipientResult[],
   attemptError: string | undefined,
-  opts: { now: Date; retry: RetryPolicy; attempted: boolean; retryAt?: number },
+  opts: { now: Date; retry: RetryPolicy; attempted: boolean; retryAt?: number; retryBy?: number },
 ): Outcome {
   const at = opts.now.toISOString();
   const byAddress = new Map(results.map((r) => [r.recipient, r]));
@@ -60,9 +61,12 @@ export function applyResults(
     }
   });
   const attempts = record.attempts + (opts.attempted ? 1 : 0);
+  const backoff = retryDelayMs(opts.retry, attempts - (record.backoffFrom ?? 0));
   const delay = opts.retryAt !== undefined
     ? Math.max(0, opts.retryAt - opts.now.getTime())
-    : retryDelayMs(opts.retry, attempts - (record.backoffFrom ?? 0));
+    : opts.retryBy !== undefined
+    ? Math.max(0, Math.min(backoff, opts.retryBy - opts.now.getTime()))
+    : backoff;
   const firstDeferred = results.find((r) => r.status === "deferred");
   const updated: QueueRecord = {
     ...record,

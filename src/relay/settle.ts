@@ -57,7 +57,7 @@ export class Settler {
     record: QueueRecord,
     results: RecipientResult[],
     attemptError: string | undefined,
-    opts: { attempted: boolean; retryAt?: number } = { attempted: true },
+    opts: { attempted: boolean; retryAt?: number; retryBy?: number } = { attempted: true },
   ): Promise<void> {
     const { log, spool } = this.options;
     const { changes, deferred, delay, settled, ...outcome } = applyResults(
@@ -69,6 +69,7 @@ export class Settler {
         retry: this.options.retry,
         attempted: opts.attempted,
         retryAt: opts.retryAt,
+        retryBy: opts.retryBy,
       },
     );
     let updated = outcome.updated;

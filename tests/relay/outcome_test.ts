@@ -1,4 +1,4 @@
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { applyResults } from "../../src/relay/outcome.ts";
 import { sampleRecord } from "../queue/_helpers.ts";
 
@@ -61,4 +61,36 @@ Deno.test("applyResults: all delivered is settled; an expiry does not count as a
   strictEqual(expired.updated.attempts, 2);
   strictEqual(expired.updated.lastError, "expired");
   strictEqual(expired.settled, false, "the failure still needs its bounce");
+});
+
+Deno.test("applyResults: a quota's time replaces the backoff (retryAt) or brings it forward (retryBy)", () => {
+  const record = sampleRecord({ attempts: 3 });
+  const deferred = [{
+    recipient: "bob@example.org",
+    status: "deferred" as const,
+    response: "quota",
+  }];
+  const wait = applyResults(record, deferred, "quota", {
+    now,
+    retry,
+    attempted: false,
+    retryAt: now.getTime() + 7 * 3_600_000,
+  });
+  strictEqual(wait.updated.attempts, 3, "a quota wait is no attempt");
+  strictEqual(wait.delay, 7 * 3_600_000, "far beyond the backoff's hour: the quota decides");
+  const soon = applyResults(record, deferred, "quota", {
+    now,
+    retry,
+    attempted: true,
+    retryBy: now.getTime() + 30_000,
+  });
+  strictEqual(soon.updated.attempts, 4);
+  strictEqual(soon.delay, 30_000, "the quota frees before the backoff ends");
+  const later = applyResults(record, deferred, "quota", {
+    now,
+    retry,
+    attempted: true,
+    retryBy: now.getTime() + 48 * 3_600_000,
+  });
+  ok(later.delay <= retry.maxMs * 1.2, "the backoff comes first");
 });
