@@ -37,6 +37,16 @@ export function noticeOwed(
 }
 
 /**
+ * When the delay warning of `record` falls due, if one may still be owed (ms since epoch): the
+ * next retry is brought forward to it, so the warning is not late by a whole retry interval.
+ */
+export function delayWarningAt(record: QueueRecord, warnMs: number): number | undefined {
+  if (warnMs <= 0 || record.delayWarned || unreportable(record)) return undefined;
+  if (!record.recipients.some((r) => r.status === "pending" && wants(r, "DELAY"))) return undefined;
+  return Date.parse(record.receivedAt) + warnMs;
+}
+
+/**
  * The recipients to warn about, when the message has waited `warnMs` (0: never) and has
  * not been warned about yet; empty otherwise.
  */

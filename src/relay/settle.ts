@@ -10,7 +10,7 @@ import type { QueueRecord, RecipientRecord } from "../queue/record.ts";
 import type { RetryPolicy } from "../queue/schedule.ts";
 import { type Spool, UnknownMessageError } from "../queue/spool.ts";
 import { type BounceSource, remoteMtaOf, storeBounce } from "./bounce_queue.ts";
-import { delayWarningDue } from "./dsn_policy.ts";
+import { delayWarningAt, delayWarningDue } from "./dsn_policy.ts";
 import { applyResults } from "./outcome.ts";
 import type { RecipientResult } from "./upstream_types.ts";
 
@@ -60,16 +60,22 @@ export class Settler {
     opts: { attempted: boolean; retryAt?: number; retryBy?: number } = { attempted: true },
   ): Promise<void> {
     const { log, spool } = this.options;
+    const now = new Date();
+    // A delay warning falling due before the next retry brings that retry forward to it.
+    const warnAt = delayWarningAt(record, this.options.retry.delayWarningMs ?? 0);
+    const retryBy = warnAt !== undefined && warnAt > now.getTime()
+      ? Math.min(warnAt, opts.retryBy ?? Infinity)
+      : opts.retryBy;
     const { changes, deferred, delay, settled, ...outcome } = applyResults(
       record,
       results,
       attemptError,
       {
-        now: new Date(),
+        now,
         retry: this.options.retry,
         attempted: opts.attempted,
         retryAt: opts.retryAt,
-        retryBy: opts.retryBy,
+        retryBy,
       },
     );
     let updated = outcome.updated;

@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { delayWarningDue, noticeOwed, wants } from "../../src/relay/dsn_policy.ts";
+import { delayWarningAt, delayWarningDue, noticeOwed, wants } from "../../src/relay/dsn_policy.ts";
 import type { RecipientRecord } from "../../src/queue/record.ts";
 import { sampleRecord } from "../queue/_helpers.ts";
 
@@ -69,4 +69,17 @@ Deno.test("delayWarningDue: once, after the delay, for pending recipients that w
   deepStrictEqual(delayWarningDue({ ...record, delayWarned: true }, 4 * hour, t0 + 5 * hour), []);
   deepStrictEqual(delayWarningDue(record, 0, t0 + 100 * hour), [], "0 turns warnings off");
   deepStrictEqual(delayWarningDue({ ...record, sender: "" }, 4 * hour, t0 + 5 * hour), []);
+});
+
+Deno.test("delayWarningAt: when the warning falls due, while one may be owed", () => {
+  const receivedAt = "2026-01-01T00:00:00.000Z";
+  const t0 = Date.parse(receivedAt);
+  const record = sampleRecord({ receivedAt, recipients: [pending("a@x")] });
+  strictEqual(delayWarningAt(record, 60_000), t0 + 60_000);
+  strictEqual(delayWarningAt({ ...record, delayWarned: true }, 60_000), undefined);
+  strictEqual(delayWarningAt(record, 0), undefined);
+  strictEqual(
+    delayWarningAt(sampleRecord({ receivedAt, recipients: [pending("a@x", ["NEVER"])] }), 60_000),
+    undefined,
+  );
 });
