@@ -21,6 +21,8 @@ import type { DeliveryWorker } from "./relay/worker.ts";
 import { checkTlsMaterial, type SmtpServer, type TlsMaterial } from "./server/server.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
 import { resolveUpstreams } from "./config/upstreams.ts";
+import { envGranted } from "./env.ts";
+import { resolve } from "node:path";
 
 /** What changed between two configurations, as snake_case key names. */
 export interface ConfigChanges {
@@ -54,14 +56,27 @@ export function netGranted(hostPort: string): boolean {
   return Deno.permissions.querySync({ name: "net", host: hostPort }).state === "granted";
 }
 
+/** Whether the process may read `path` (its `--allow-read`). */
+export function readGranted(path: string): boolean {
+  return Deno.permissions.querySync({ name: "read", path }).state === "granted";
+}
+
+/** What else the process may use: files it may read, variables (default: those it reads now). */
+export interface OtherGrants {
+  read?: (path: string) => boolean;
+  env?: (name: string) => boolean;
+}
+
 /**
  * Compares the running configuration with a new one. `netAllowed` says whether the
- * process may reach an upstream's `host:port`; one it may not needs a restart.
+ * process may reach an upstream's `host:port`, `grants` whether it may read an upstream's
+ * password file or CA and its password variable; what it may not needs a restart.
  */
 export function compareConfigs(
   running: Config,
   next: Config,
   netAllowed: (hostPort: string) => boolean = () => true,
+  grants: OtherGrants = {},
 ): ConfigChanges {
   const keys = [...new Set([...Object.keys(running), ...Object.keys(next)])] as (keyof Config)[];
   const changed = keys.filter((k) =>
@@ -74,10 +89,17 @@ export function compareConfigs(
     const after = resolveUpstreams(next).upstreams;
     const holdSwitch = (before.length === 0) !== (after.length === 0);
     const outside = after.some((u) => !netAllowed(upstreamNetTarget(parseUpstreamUrl(u.url))));
-    // A new named upstream's password variable is not in the granted --allow-env.
+    // A new upstream's password variable or file may be outside --allow-env or --allow-read.
     const known = new Set(before.map((u) => u.passwordVariable));
-    const newVariables = after.some((u) => !known.has(u.passwordVariable) && !u.passwordFile);
-    if (holdSwitch || outside || newVariables) {
+    const envOk = grants.env ?? ((name: string) => known.has(name));
+    const readOk = grants.read ?? (() => true);
+    const newVariables = after.some((u) =>
+      !u.passwordFile && parseUpstreamUrl(u.url).user !== undefined && !envOk(u.passwordVariable)
+    );
+    const unreadable = after.some((u) =>
+      [u.passwordFile, u.ca].some((f) => f !== undefined && !readOk(resolve(f)))
+    );
+    if (holdSwitch || outside || newVariables || unreadable) {
       for (const k of UPSTREAM_KEYS) if (changed.includes(k)) restart.add(k);
     }
   }
@@ -183,6 +205,7 @@ export class Reloader {
     readonly targets: ReloadTargets,
     readonly rebuild: () => Promise<Config>,
     readonly netAllowed: (hostPort: string) => boolean = netGranted,
+    readonly grants: OtherGrants = { read: readGranted, env: envGranted },
   ) {
     this.#running = running;
   }
@@ -207,7 +230,7 @@ export class Reloader {
     const running = this.#running;
     // Read and check everything first: a bad value or file changes nothing.
     const built = await this.rebuild();
-    const changes = compareConfigs(running, built, this.netAllowed);
+    const changes = compareConfigs(running, built, this.netAllowed, this.grants);
     const config = keepRunning(running, built, changes.restart);
     const prepared = await prepare(config);
     const delivery = await deliverySettings(config);

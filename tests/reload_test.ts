@@ -98,6 +98,27 @@ Deno.test("compareConfigs: a new upstream is live only where the net permission 
   });
 });
 
+Deno.test("compareConfigs: an upstream's password file or variable the process may not use needs a restart", () => {
+  const running = withChanges({ upstream: ["smtp://127.0.0.1:2600"] });
+  const next = withChanges({
+    upstream: ["smtp://127.0.0.1:2600", "smtp://second@127.0.0.1:2601"],
+    upstreamPasswordFile: ["/run/secrets/a", "/run/secrets/b"],
+  });
+  const readable = (path: string) => path === "/run/secrets/a";
+  deepStrictEqual(compareConfigs(running, next, () => true, { read: readable }).restart, [
+    "upstream",
+    "upstream_password_file",
+  ]);
+  deepStrictEqual(compareConfigs(running, next, () => true, { read: () => true }).restart, []);
+  // No file: its variable must be one the process may read.
+  const byVariable = withChanges({ upstream: next.upstream });
+  const env = (name: string) => name === "CARRIER_UPSTREAM_PASSWORD_2";
+  deepStrictEqual(compareConfigs(running, byVariable, () => true, { env }).restart, []);
+  deepStrictEqual(compareConfigs(running, byVariable, () => true, { env: () => false }).restart, [
+    "upstream",
+  ]);
+});
+
 Deno.test("compareConfigs: proxy-protocol-from is live unless implicit-TLS listeners would change kind", () => {
   const proxied = withChanges({ proxyProtocolFrom: "10.0.0.1/32" });
   deepStrictEqual(compareConfigs(base, proxied).live, ["proxy_protocol_from"]);
