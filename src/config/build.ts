@@ -77,8 +77,11 @@ function describeIssue(
     return `${path}: ${issue.message}`;
   }
   const toml = path.endsWith(".toml");
-  const key = [written(first), ...rest].map((step) =>
-    typeof step === "number" ? `[${step}]` : `.${toml ? snakeKey(String(step)) : String(step)}`
+  // An upstream's name is written as it is; other keys in TOML in snake_case.
+  const key = [written(first), ...rest].map((step, n) =>
+    typeof step === "number"
+      ? `[${step}]`
+      : `.${toml && !(first === "upstreams" && n === 1) ? snakeKey(String(step)) : String(step)}`
   ).join("").slice(1).replace(/^\[/, "");
   if (issue.code === "unrecognized_keys") {
     // Never echo the table: the unknown key may be a pasted password.
@@ -97,9 +100,10 @@ function describeIssue(
   }
   let value: unknown = doc;
   for (const step of issue.path) value = (value as Record<PropertyKey, unknown>)?.[step];
-  const shown = first === "upstream" && typeof value === "string"
+  const urlKey = first === "upstream" || (first === "upstreams" && rest.at(-1) === "url");
+  const shown = urlKey && typeof value === "string"
     ? hidePassword(value)
-    : first === "upstream" && Array.isArray(value)
+    : urlKey && Array.isArray(value)
     ? value.map((v) => typeof v === "string" ? hidePassword(v) : v)
     : value;
   return `${path}: key "${key}" = ${JSON.stringify(shown)}: ${issue.message}`;
@@ -250,7 +254,22 @@ export async function buildConfig(
       }; give one for all, or one each in the same order`,
     );
   }
-  resolveUpstreams(config); // unknown upstream names in the list or the routes
+  try {
+    resolveUpstreams(config); // unknown upstream names in the list or the routes
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    // Named where it was given: the flag, the variable, or the file's key.
+    const m = /^(upstreams|upstream|routes\[\d+\]\.\w+): (.*)$/.exec(e.message);
+    if (!m) throw e;
+    const [, key, problem] = m;
+    const fromFile = key !== "upstream" || !(name("upstream").startsWith("--") ||
+      name("upstream") === "CARRIER_UPSTREAM");
+    throw new ConfigError(
+      fromFile && configFile
+        ? `${configFile}: key "${key}": ${problem}`
+        : `${key === "upstream" ? name("upstream") : key}: ${problem}`,
+    );
+  }
   if (files > 0 && env("CARRIER_UPSTREAM_PASSWORD")) {
     const file = name("upstreamPasswordFile");
     throw new ConfigError(

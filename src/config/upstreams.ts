@@ -222,6 +222,19 @@ export function resolveUpstreams(config: Config): ResolvedUpstreams {
     }
     return add(fromTable(entry));
   });
+  // Names differing only in case or in - and _ would read the same variables.
+  const suffixes = new Map<string, string>();
+  for (const name of Object.keys(named)) {
+    const other = suffixes.get(envSuffix(name));
+    if (other !== undefined) {
+      throw new ConfigError(
+        `upstreams: "${other}" and "${name}" would read the same variables (${
+          namedVariables(name).password
+        }); give them names that differ in more than case, - and _`,
+      );
+    }
+    suffixes.set(envSuffix(name), name);
+  }
   if (new Set(defaultVia).size !== defaultVia.length) {
     throw new ConfigError("upstream: an upstream is listed twice; give each once");
   }

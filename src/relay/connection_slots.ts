@@ -11,8 +11,8 @@ export class ConnectionSlots {
   #open = 0;
   #waiting: (() => void)[] = [];
 
-  /** @param max connections at once; 0 = no limit of its own */
-  constructor(readonly max: number) {}
+  /** @param max connections at once; 0 = no limit of its own (a reload may change it) */
+  constructor(public max: number) {}
 
   /** Connections open (or being opened) now. */
   get open(): number {
@@ -23,12 +23,24 @@ export class ConnectionSlots {
    * Opens a connection with `connect` once a slot is free; the slot is freed when the
    * session closes (or when opening it fails).
    */
-  async connect(connect: () => Promise<UpstreamSession>): Promise<UpstreamSession> {
-    if (this.max > 0) {
-      while (this.#open >= this.max) {
-        await new Promise<void>((resolve) => this.#waiting.push(resolve));
-      }
+  async connect(
+    connect: () => Promise<UpstreamSession>,
+    signal?: AbortSignal,
+  ): Promise<UpstreamSession> {
+    while (this.max > 0 && this.#open >= this.max) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal?.removeEventListener("abort", wake);
+          const i = this.#waiting.indexOf(wake);
+          if (i >= 0) this.#waiting.splice(i, 1);
+          resolve();
+        };
+        this.#waiting.push(wake);
+        signal?.addEventListener("abort", wake);
+      });
     }
+    signal?.throwIfAborted(); // stopping: no new connection
     this.#open++;
     let session: UpstreamSession;
     try {
@@ -54,6 +66,6 @@ export class ConnectionSlots {
 
   #release(): void {
     this.#open--;
-    this.#waiting.shift()?.();
+    this.#waiting[0]?.();
   }
 }

@@ -26,8 +26,8 @@ export interface Lane {
   lastUsed: number;
   /** The settings changed (a reload): the next message goes on a new connection. */
   retire?: boolean;
-  /** Which upstream (index in the failover list) its connection goes to. */
-  upstream?: number;
+  /** Which upstream (by name) its connection goes to. */
+  upstream?: string;
   /** When it started, until its first connection is up: new lanes wait for it (slow start). */
   warmingSince?: number;
 }

@@ -86,22 +86,34 @@ export class UpstreamPause {
 /** The pauses of the upstreams in failover order, and what they mean together. */
 export class UpstreamPauses {
   #pauses: UpstreamPause[] = [];
+  #byName = new Map<string, UpstreamPause>();
 
-  constructor(readonly retry: RetryPolicy, count: number, readonly onChange: () => void) {
-    this.resize(count);
+  constructor(
+    readonly retry: RetryPolicy,
+    names: readonly string[],
+    readonly onChange: () => void,
+  ) {
+    this.resize(names);
   }
 
-  /** The pause of upstream `i`. */
+  /** The pause of upstream `i` of the current list. */
   at(i: number): UpstreamPause {
     return this.#pauses[i]!;
   }
 
-  /** After a reload with another list: every upstream starts unpaused. */
-  resize(count: number): void {
-    this.#pauses = Array.from(
-      { length: count },
-      () => new UpstreamPause(this.retry, this.onChange),
-    );
+  /** The pause of the upstream `name` (an attempt begun before a reload keeps its objects). */
+  of(name: string): UpstreamPause {
+    return this.#byName.get(name) ?? new UpstreamPause(this.retry, this.onChange);
+  }
+
+  /** After a reload: the new list; an upstream kept by name keeps its pause. */
+  resize(names: readonly string[]): void {
+    const next = new Map<string, UpstreamPause>();
+    for (const name of names) {
+      next.set(name, this.#byName.get(name) ?? new UpstreamPause(this.retry, this.onChange));
+    }
+    this.#byName = next;
+    this.#pauses = names.map((name) => next.get(name)!);
   }
 
   /** True while every upstream is paused: nothing can be sent. */

@@ -30,6 +30,12 @@ export interface QuotaWait {
   reason: string;
 }
 
+/** A send counted ahead of its reply, so lanes running at once cannot overshoot a quota. */
+export interface Reservation {
+  /** The send ended: `delivered` recipients count (none: the reservation is returned). */
+  settle(delivered: number): void;
+}
+
 /** One upstream's sliding windows of what it was sent. */
 export class UpstreamQuota {
   /** When each message of the last minute went (oldest first). */
@@ -38,15 +44,7 @@ export class UpstreamQuota {
   #day: [at: number, recipients: number][] = [];
   #dayRecipients = 0;
 
-  constructor(readonly name: string, readonly limits: QuotaLimits, saved: [number, number][] = []) {
-    if (this.#tracksDay) {
-      for (const [at, n] of saved) {
-        if (Number.isFinite(at) && Number.isInteger(n) && n > 0) this.#day.push([at, n]);
-      }
-      this.#day.sort((a, b) => a[0] - b[0]);
-      this.#dayRecipients = this.#day.reduce((sum, [, n]) => sum + n, 0);
-    }
-  }
+  constructor(readonly name: string, public limits: QuotaLimits) {}
 
   get #tracksDay(): boolean {
     return this.limits.dailyMessages > 0 || this.limits.dailyRecipients > 0;
@@ -55,6 +53,18 @@ export class UpstreamQuota {
   /** True when any quota is set. */
   get limited(): boolean {
     return this.#tracksDay || this.limits.messagesPerMinute > 0;
+  }
+
+  /** Adds the 24-hour counts a previous run saved (entries that are not [time, count] are skipped). */
+  restore(saved: unknown): void {
+    if (!Array.isArray(saved)) return;
+    for (const entry of saved) {
+      if (!Array.isArray(entry) || entry.length !== 2) continue;
+      const [at, n] = entry;
+      if (Number.isFinite(at) && Number.isInteger(n) && n > 0) this.#day.push([at, n]);
+    }
+    this.#day.sort((a, b) => a[0] - b[0]);
+    this.#dayRecipients = this.#day.reduce((sum, [, n]) => sum + n, 0);
   }
 
   /** Why no message may go now, or undefined when one may. */
@@ -69,7 +79,7 @@ export class UpstreamQuota {
     }
     if (dailyRecipients > 0 && this.#dayRecipients >= dailyRecipients) {
       return {
-        until: this.#freeRecipientsAt(1),
+        until: this.#freeRecipientsAt(1, now),
         reason: `upstream ${this.name} daily quota of ${dailyRecipients} recipients reached`,
       };
     }
@@ -91,11 +101,47 @@ export class UpstreamQuota {
 
   /** Counts one transaction sent with `recipients` recipients. */
   count(recipients: number, now: number): void {
-    if (this.limits.messagesPerMinute > 0) this.#minute.push(now);
-    if (this.#tracksDay) {
-      this.#day.push([now, recipients]);
+    this.reserve(recipients, now).settle(recipients);
+  }
+
+  /**
+   * Counts a transaction of `recipients` now, before it is sent (check, reserve and send run
+   * without an await between the first two); `settle` corrects it once the reply is known.
+   */
+  reserve(recipients: number, now: number): Reservation {
+    if (!this.limited) return { settle: () => {} };
+    const minute = this.limits.messagesPerMinute > 0 ? now : undefined;
+    if (minute !== undefined) this.#minute.push(minute);
+    const day: [number, number] | undefined = this.#tracksDay ? [now, recipients] : undefined;
+    if (day) {
+      this.#day.push(day);
       this.#dayRecipients += recipients;
     }
+    let settled = false;
+    return {
+      settle: (delivered) => {
+        if (settled) return;
+        settled = true;
+        if (delivered > 0) {
+          if (day && this.#day.includes(day)) {
+            this.#dayRecipients += delivered - day[1];
+            day[1] = delivered;
+          }
+          return;
+        }
+        if (minute !== undefined) {
+          const i = this.#minute.lastIndexOf(minute);
+          if (i >= 0) this.#minute.splice(i, 1);
+        }
+        if (day) {
+          const i = this.#day.indexOf(day);
+          if (i >= 0) {
+            this.#day.splice(i, 1);
+            this.#dayRecipients -= day[1];
+          }
+        }
+      },
+    };
   }
 
   /** What survives a restart: the last 24 hours' messages. */
@@ -117,74 +163,63 @@ export class UpstreamQuota {
   }
 
   /** When `n` recipients' room frees up, as the oldest messages leave the window. */
-  #freeRecipientsAt(n: number): number {
+  #freeRecipientsAt(n: number, now: number): number {
     let over = this.#dayRecipients + n - this.limits.dailyRecipients;
     for (const [at, count] of this.#day) {
       over -= count;
       if (over <= 0) return at + DAY_MS;
     }
-    return Date.now() + DAY_MS;
+    return now + DAY_MS;
   }
 }
 
+/** An upstream as the quota book knows it. */
+type Named = { name: string; quota?: QuotaLimits };
+
 /**
- * The quotas of every upstream, kept in `quota-state.json` in the spool: written at most
- * once a second after a change (a crash forgets that second's sends, never mail) and at stop.
+ * The quotas of every upstream by name, kept in `quota-state.json` in the spool: written at
+ * most once a second after a change (a crash forgets that second's sends, never mail) and at
+ * stop. A reload keeps each upstream's counts, both windows, and takes its new limits.
  */
 export class QuotaBook {
-  #quotas: UpstreamQuota[] = [];
+  #quotas = new Map<string, UpstreamQuota>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> = Promise.resolve();
 
   /** Starts counting from zero; `load` adds what the last run saved. */
-  constructor(
-    readonly spoolDir: string,
-    readonly log: Logger,
-    upstreams: readonly { name: string; quota?: QuotaLimits }[],
-  ) {
-    this.#build(upstreams, {});
+  constructor(readonly spoolDir: string, readonly log: Logger, upstreams: readonly Named[]) {
+    this.resize(upstreams);
   }
 
-  /** Reads the counts the last run saved (at start, before anything is sent). */
-  async load(upstreams: readonly { name: string; quota?: QuotaLimits }[]): Promise<void> {
-    if (
-      upstreams.some((u) =>
-        (u.quota?.dailyMessages ?? 0) > 0 || (u.quota?.dailyRecipients ?? 0) > 0
-      )
-    ) {
-      this.#build(upstreams, await this.#read());
+  /** Adds the counts the last run saved to the upstreams known now (at start). */
+  async load(): Promise<void> {
+    const saved = await this.#read();
+    for (const [name, entries] of Object.entries(saved)) this.#quotas.get(name)?.restore(entries);
+  }
+
+  /** The quota of the upstream `name`. */
+  of(name: string): UpstreamQuota {
+    let quota = this.#quotas.get(name);
+    if (!quota) {
+      quota = new UpstreamQuota(name, NO_QUOTA);
+      this.#quotas.set(name, quota);
     }
+    return quota;
   }
 
-  /** Quota `i` of the upstream list. */
-  at(i: number): UpstreamQuota {
-    return this.#quotas[i]!;
+  /** After a reload: the upstreams' new limits; the counts so far are kept by name. */
+  resize(upstreams: readonly Named[]): void {
+    const next = new Map<string, UpstreamQuota>();
+    for (const u of upstreams) {
+      const quota = this.#quotas.get(u.name) ?? new UpstreamQuota(u.name, NO_QUOTA);
+      quota.limits = u.quota ?? NO_QUOTA;
+      next.set(u.name, quota);
+    }
+    this.#quotas = next;
   }
 
-  /** After a reload: new limits, the counts so far kept by upstream name. */
-  resize(upstreams: readonly { name: string; quota?: QuotaLimits }[]): void {
-    const now = Date.now();
-    this.#build(upstreams, Object.fromEntries(this.#quotas.map((q) => [q.name, q.snapshot(now)])));
-  }
-
-  #build(
-    upstreams: readonly { name: string; quota?: QuotaLimits }[],
-    saved: Record<string, [number, number][]>,
-  ): void {
-    this.#quotas = upstreams.map((u) =>
-      new UpstreamQuota(
-        u.name,
-        u.quota ?? NO_QUOTA,
-        Array.isArray(saved[u.name]) ? saved[u.name] : [],
-      )
-    );
-  }
-
-  /** Counts a transaction at upstream `i` and schedules the write. */
-  count(i: number, recipients: number): void {
-    const quota = this.#quotas[i]!;
-    if (!quota.limited) return;
-    quota.count(recipients, Date.now());
+  /** Schedules the write of the counts (after a send was counted). */
+  changed(): void {
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
       this.#write();
@@ -201,7 +236,7 @@ export class QuotaBook {
     await this.#writing;
   }
 
-  async #read(): Promise<Record<string, [number, number][]>> {
+  async #read(): Promise<Record<string, unknown>> {
     try {
       const value = JSON.parse(await Deno.readTextFile(join(this.spoolDir, QUOTA_STATE_FILE)));
       return typeof value?.upstreams === "object" && value.upstreams !== null
@@ -218,7 +253,7 @@ export class QuotaBook {
   #write(): void {
     const now = Date.now();
     const upstreams = Object.fromEntries(
-      this.#quotas.filter((q) => q.limited).map((q) => [q.name, q.snapshot(now)]),
+      [...this.#quotas.values()].filter((q) => q.limited).map((q) => [q.name, q.snapshot(now)]),
     );
     const path = join(this.spoolDir, QUOTA_STATE_FILE);
     this.#writing = this.#writing.then(async () => {

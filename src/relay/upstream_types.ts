@@ -45,8 +45,8 @@ export interface UpstreamOptions {
 export interface UpstreamTarget {
   /** As the operator wrote it (a URL never holds a password): logs, metrics, reports. */
   name: string;
-  /** Opens an authenticated connection. */
-  connect: () => Promise<UpstreamSession>;
+  /** Opens an authenticated connection (refused once `signal` aborts: the worker stops). */
+  connect: (signal?: AbortSignal) => Promise<UpstreamSession>;
   /** Recipients per transaction; more are split into several (its LIMITS may lower it). */
   maxRecipients: number;
   /** Messages one connection carries before it is renewed (default: the worker's). */

@@ -80,13 +80,15 @@ export class DeliveryWorker {
   #polling: Promise<void> | undefined;
   #running = false;
   #stopping = false;
+  /** Aborted by stop(): lanes waiting for a connection slot give up. */
+  #stop = new AbortController();
   #scanning: Promise<void> | undefined;
 
   constructor(readonly options: WorkerOptions) {
     this.#state = new ServerStateWriter(options.spool.dir, options.log);
     this.#pauses = new UpstreamPauses(
       options.retry,
-      options.upstreams.length,
+      options.upstreams.map((u) => u.name),
       () => this.#publish(),
     );
     this.#quotas = new QuotaBook(options.spool.dir, options.log, options.upstreams);
@@ -115,6 +117,7 @@ export class DeliveryWorker {
       schedule: this.#schedule,
       pauses: this.#pauses,
       quotas: this.#quotas,
+      stopping: this.#stop.signal,
       kick: () => this.#kick(),
     };
     this.#desk = new OperatorDesk(options, {
@@ -163,10 +166,8 @@ export class DeliveryWorker {
       throw new Error("switching between hold mode and an upstream needs a restart");
     }
     for (const lane of this.#lanes) lane.retire = true;
-    const names = (list: UpstreamTarget[]) => list.map((u) => u.name).join("\n");
-    if (names(next.upstreams) !== names(this.options.upstreams)) {
-      this.#pauses.resize(next.upstreams.length);
-    }
+    // Pauses and quotas are kept by upstream name; attempts under way keep their own view.
+    this.#pauses.resize(next.upstreams.map((u) => u.name));
     this.#quotas.resize(next.upstreams);
     Object.assign(this.options, next);
     this.#kick();
@@ -185,7 +186,7 @@ export class DeliveryWorker {
   /** Scans the spool (messages survive restarts) and begins delivering. */
   async start(): Promise<void> {
     this.#running = true;
-    await this.#quotas.load(this.options.upstreams);
+    await this.#quotas.load();
     await this.#publish();
     // Requests left from before a restart are applied before anything is sent.
     await this.#desk.applyPending();
@@ -219,6 +220,7 @@ export class DeliveryWorker {
    */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
+    this.#stop.abort();
     clearTimeout(this.#timer);
     clearInterval(this.#poller);
     for (const wake of [...this.#lingering]) wake();

@@ -19,6 +19,9 @@ import { envGranted, readEnv } from "../env.ts";
 import { Router } from "./routes.ts";
 import { DeliveryWorker, type WorkerOptions } from "./worker.ts";
 
+/** Each upstream's connection slots (by name and URL), kept across reloads. */
+const SLOTS = new Map<string, ConnectionSlots>();
+
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
 export async function createDeliveryWorker(
   config: Config,
@@ -92,11 +95,15 @@ async function upstreamTarget(
     // RFC 5321 §4.5.3.2: up to 10 minutes for a reply (the one after DATA's final dot).
     transactionTimeoutMs: Math.max(spec.timeout, 600) * 1000,
   };
-  const slots = new ConnectionSlots(spec.maxConnections);
+  // One set of slots per upstream for the process: connections opened before a reload count.
+  const key = `${spec.name}\n${spec.url}`;
+  const slots = SLOTS.get(key) ?? new ConnectionSlots(spec.maxConnections);
+  slots.max = spec.maxConnections;
+  SLOTS.set(key, slots);
   return {
     // As the operator wrote it (a URL never holds the password), in logs, metrics and bounces.
     name: spec.name,
-    connect: () => slots.connect(() => UpstreamSession.open(options)),
+    connect: (signal) => slots.connect(() => UpstreamSession.open(options), signal),
     maxRecipients: spec.maxRecipients,
     messagesPerConnection: spec.messagesPerConnection,
     quota: {
@@ -129,7 +136,10 @@ async function upstreamAuth(
     return { kind: "xoauth2", user: upstream.user, clientId, clientSecret, refreshToken };
   }
   if (spec.oauth2 && where !== "upstream") {
-    throw new ConfigError(`${where}: oauth2 = true needs ${spec.oauth2.refreshToken} set`);
+    const why = envGranted(spec.oauth2.refreshToken)
+      ? "set"
+      : "readable (this process may not read it: compile with this configuration)";
+    throw new ConfigError(`${where}: oauth2 = true needs ${spec.oauth2.refreshToken} ${why}`);
   }
   let password = env(spec.passwordVariable) ??
     (where === "upstream" ? env("CARRIER_UPSTREAM_PASSWORD") : undefined);

@@ -1,4 +1,4 @@
-import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { buildConfig } from "../../src/config/build.ts";
 import { resolveUpstreams } from "../../src/config/upstreams.ts";
 import { permissionFlags } from "../../src/permissions.ts";
@@ -121,7 +121,7 @@ oauth2 = true
 Deno.test("bad named upstreams and routes: one line naming the key", async () => {
   const cases: [string, string[]][] = [
     [`upstream = ["nope"]\n[upstreams.a]\nurl = "smtp://127.0.0.1:1"`, [
-      'upstream: "nope" is neither a URL nor a name in [upstreams] (named: a)',
+      'carrier.toml: key "upstream": "nope" is neither a URL nor a name in [upstreams] (named: a)',
     ]],
     [`[upstreams.a]\nurl = "http://x"`, ['key "upstreams.a.url"', "must be an upstream URL"]],
     [`[upstreams.a]\nurl = "smtp://127.0.0.1:1"\nmax_recipients = 0`, [
@@ -140,10 +140,10 @@ Deno.test("bad named upstreams and routes: one line naming the key", async () =>
       "a route needs from (senders) or to (recipient domains)",
     ]],
     [`[upstreams.a]\nurl = "smtp://127.0.0.1:1"\n[[routes]]\nto = "x.example"\nvia = "b"`, [
-      'routes[0].via: "b" is not a name in [upstreams] (named: a)',
+      'carrier.toml: key "routes[0].via": "b" is not a name in [upstreams] (named: a)',
     ]],
     [`[upstreams.a]\nurl = "smtp://127.0.0.1:1"\n[[routes]]\nfrom = "ops.example"\nvia = "a"`, [
-      'routes[0].from: "ops.example" must be an address, *@domain or <>',
+      'key "routes[0].from": "ops.example" must be an address, *@domain or <>',
     ]],
   ];
   for (const [text, parts] of cases) {
@@ -151,6 +151,45 @@ Deno.test("bad named upstreams and routes: one line naming the key", async () =>
       await rejects(buildConfig(flags("--config", path), noEnv, host), configError(...parts));
     }, "carrier.toml");
   }
+});
+
+Deno.test("upstream names: as written in errors, never two that read the same variable", async () => {
+  await withFile(`[upstreams.sesEU]\nurl = "smtp://127.0.0.1:1"\ntimeout = "abc"`, async (path) => {
+    await rejects(
+      buildConfig(flags("--config", path), noEnv, host),
+      configError('key "upstreams.sesEU.timeout" = "abc"'),
+    );
+  }, "carrier.toml");
+  await withFile(
+    `[upstreams.ses-eu]\nurl = "smtp://127.0.0.1:1"\n[upstreams.ses_eu]\nurl = "smtp://127.0.0.1:2"`,
+    async (path) => {
+      await rejects(
+        buildConfig(flags("--config", path), noEnv, host),
+        configError(
+          '"ses-eu" and "ses_eu" would read the same variables (CARRIER_UPSTREAM_PASSWORD_SES_EU)',
+        ),
+      );
+    },
+    "carrier.toml",
+  );
+  await rejects(
+    buildConfig(flags("--upstream", "nope"), noEnv, host),
+    configError('--upstream: "nope" is neither a URL nor a name in [upstreams] (none is named)'),
+  );
+});
+
+Deno.test("a password in a named upstream's URL is not echoed", async () => {
+  await withFile(
+    `[upstreams.gmail]\nurl = "starttls://me@gmail.com:hunter2@smtp.gmail.com:587"`,
+    async (path) => {
+      await rejects(buildConfig(flags("--config", path), noEnv, host), (e: Error) => {
+        ok(!e.message.includes("hunter2"), e.message);
+        ok(e.message.includes('key "upstreams.gmail.url"'), e.message);
+        return true;
+      });
+    },
+    "carrier.toml",
+  );
 });
 
 Deno.test("a password pasted into an upstream table is refused without echoing it", async () => {

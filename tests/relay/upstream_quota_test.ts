@@ -56,28 +56,66 @@ Deno.test("QuotaBook: the day's counts survive a restart, kept by upstream name"
       { name: "b", quota: none },
     ];
     const book = new QuotaBook(dir, log, upstreams);
-    await book.load(upstreams);
-    book.count(0, 1);
-    book.count(0, 3);
-    book.count(1, 1); // no quota: not counted, not saved
+    await book.load();
+    book.of("a").count(1, Date.now());
+    book.of("a").count(3, Date.now());
+    book.of("b").count(1, Date.now()); // no quota: not counted, not saved
+    book.changed();
     await book.close();
     const saved = JSON.parse(await Deno.readTextFile(join(dir, QUOTA_STATE_FILE)));
     deepStrictEqual(Object.keys(saved.upstreams), ["a"]);
     strictEqual(saved.upstreams.a.length, 2);
     // A new server, with the list in another order: "a" is still over its quota.
     const again = new QuotaBook(dir, log, [upstreams[1]!, upstreams[0]!]);
-    await again.load([upstreams[1]!, upstreams[0]!]);
-    ok(again.at(1).check(Date.now())?.reason.includes("daily quota of 2 messages"));
-    strictEqual(again.at(0).check(Date.now()), undefined);
-    // A reload that raises the quota keeps the counts.
+    await again.load();
+    ok(again.of("a").check(Date.now())?.reason.includes("daily quota of 2 messages"));
+    strictEqual(again.of("b").check(Date.now()), undefined);
+    // A reload that raises the quota keeps the counts, the same object for attempts under way.
+    const before = again.of("a");
     again.resize([{ name: "a", quota: { ...none, dailyMessages: 3 } }]);
-    strictEqual(again.at(0).check(Date.now()), undefined);
-    again.count(0, 1);
-    ok(again.at(0).check(Date.now()));
+    strictEqual(again.of("a"), before);
+    strictEqual(again.of("a").check(Date.now()), undefined);
+    again.of("a").count(1, Date.now());
+    ok(again.of("a").check(Date.now()));
     await again.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("QuotaBook: a malformed saved entry is skipped; a reload keeps the minute's window", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "carrier-quota-test-" });
+  const log = new Logger("text", () => {});
+  try {
+    const now = Date.now();
+    await Deno.writeTextFile(
+      join(dir, QUOTA_STATE_FILE),
+      JSON.stringify({ upstreams: { a: [1, 2, [now - 1000, 1], "x", [now, "y"]] } }),
+    );
+    const book = new QuotaBook(dir, log, [{ name: "a", quota: { ...none, dailyMessages: 1 } }]);
+    await book.load();
+    ok(book.of("a").check(now), "the one good entry counts");
+    book.resize([{ name: "a", quota: { ...none, messagesPerMinute: 1 } }]);
+    book.of("a").count(1, now);
+    book.resize([{ name: "a", quota: { ...none, messagesPerMinute: 1 } }]); // a SIGHUP
+    ok(book.of("a").check(now + 1000), "the minute's send still counts after a reload");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("UpstreamQuota: a reservation counts at once; a failed send gives it back", () => {
+  const q = new UpstreamQuota("g", { ...none, dailyMessages: 2, dailyRecipients: 10 });
+  const t = 1_000_000;
+  const a = q.reserve(4, t);
+  const b = q.reserve(4, t);
+  ok(q.check(t), "two sends under way fill a quota of two");
+  b.settle(0); // that one failed
+  strictEqual(q.check(t), undefined);
+  a.settle(3); // three of four recipients taken
+  strictEqual(q.recipientRoom(t), 7);
+  a.settle(0); // settles once
+  strictEqual(q.recipientRoom(t), 7);
 });
 
 Deno.test("ConnectionSlots: at most N open; closing one lets a waiter in", async () => {
