@@ -15,7 +15,7 @@ import { expiryResults } from "./outcome.ts";
 import type { Settler } from "./settle.ts";
 import type { UpstreamPauses } from "./upstream_pause.ts";
 import type { QuotaBook } from "./upstream_quota.ts";
-import { Router } from "./routes.ts";
+import { routerOf } from "./routes.ts";
 import type { RecipientResult } from "./upstream_types.ts";
 import type { WorkerOptions } from "./worker.ts";
 
@@ -82,7 +82,7 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
     quotas: upstreams.map((u) => ctx.quotas.of(u.name)),
   };
   // Recipients with different routes go through different upstreams, one group at a time.
-  const groups = router(ctx.options).group(record.sender, pending.map((r) => r.address));
+  const groups = routerOf(ctx.options).group(record.sender, pending.map((r) => r.address));
   const results: RecipientResult[] = [];
   const errors: string[] = [];
   let onlyQuota = true;
@@ -126,9 +126,3 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
 
 /** How far the stored next attempt may be from a quota's time before the record is rewritten. */
 const QUOTA_DRIFT_MS = 5 * 60_000;
-
-/** The worker's router; without one, every upstream is one failover list. */
-function router(options: WorkerOptions): Router {
-  return options.router ??
-    new Router({ defaultVia: options.upstreams.map((_, i) => i), routes: [] });
-}

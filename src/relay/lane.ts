@@ -32,6 +32,29 @@ export interface Lane {
   warmingSince?: number;
 }
 
+/** How long a new lane's first connection may take before the next lane starts anyway (ms). */
+const SLOW_START_MS = 1000;
+
+/**
+ * Slow start: one new connection at a time, the next once it is up (or after a while), so a
+ * burst costs the upstream a few logins, not `limit` at once (Gmail counts them). Returns how
+ * many lanes may start now, and when to look again while one is still connecting.
+ */
+export function slowStart(
+  lanes: Iterable<Lane>,
+  limit: number,
+  now: number,
+): { free: number; warming: number } {
+  let running = 0;
+  let warming = Infinity;
+  for (const lane of lanes) {
+    running++;
+    const until = lane.warmingSince === undefined ? 0 : lane.warmingSince + SLOW_START_MS;
+    if (until > now) warming = Math.min(warming, until);
+  }
+  return { free: warming === Infinity ? Math.min(1, limit - running) : 0, warming };
+}
+
 /** What one transaction did. */
 export interface Transaction {
   /** One result per pending recipient; absent when the message vanished (`queue delete`). */

@@ -46,6 +46,19 @@ export class Router {
   }
 }
 
+/** The worker's router; without one, every upstream is one failover list. */
+export function routerOf(options: { upstreams: readonly unknown[]; router?: Router }): Router {
+  return options.router ??
+    new Router({ defaultVia: options.upstreams.map((_, i) => i), routes: [] });
+}
+
+/** The default list by `names` and how many routes there are, for the start-up log line. */
+export function describeRouter(router: Router, names: readonly string[]): string {
+  const { defaultVia, routes } = router.resolved;
+  const list = defaultVia.map((i) => names[i]).join(", then ");
+  return routes.length > 0 ? `${list} (and ${routes.length} routes)` : list;
+}
+
 function matches(rule: ResolvedRoute, sender: string | undefined, domain: string): boolean {
   const fromOk = rule.from.length === 0 || rule.from.some((p) => senderMatches(p, sender));
   const toOk = rule.to.length === 0 || rule.to.some((p) => domainMatches(p, domain));

@@ -13,7 +13,8 @@ import type { RetryPolicy } from "../queue/schedule.ts";
 import type { Spool } from "../queue/spool.ts";
 import { FreshCache } from "./fresh_cache.ts";
 import { type AttemptContext, attemptMessage } from "./attempt.ts";
-import type { Lane } from "./lane.ts";
+import { type Lane, slowStart } from "./lane.ts";
+import { applyScan } from "./scan_apply.ts";
 import { OperatorDesk } from "./operator_desk.ts";
 import { ServerStateWriter } from "../queue/server_state.ts";
 import { Settler } from "./settle.ts";
@@ -22,14 +23,12 @@ import { QuotaBook } from "./upstream_quota.ts";
 import { DueQueue } from "./due_queue.ts";
 import { type QueueCounts, queueCounts } from "./queue_counts.ts";
 import type { UpstreamTarget } from "./upstream_types.ts";
-import type { Router } from "./routes.ts";
+import { describeRouter, type Router, routerOf } from "./routes.ts";
 
 /** How long stop() waits, after closing connections, for lanes still connecting. */
 const CLOSE_GRACE_MS = 2000;
 /** How often the spool is scanned again for messages the worker was not told about. */
 const RESCAN_MS = 5 * 60_000;
-/** How long a new lane's first connection may take before the next lane starts anyway (ms). */
-const SLOW_START_MS = 1000;
 /** How long an idle upstream connection is kept for the next message (ms). */
 const LINGER_MS = 2000;
 
@@ -176,11 +175,7 @@ export class DeliveryWorker {
   /** Where mail goes, for the start-up log line. */
   describe(): string {
     if (this.#holding) return "none (hold mode)";
-    const names = this.options.upstreams.map((u) => u.name);
-    if (!this.options.router) return names.join(", then ");
-    const { defaultVia, routes } = this.options.router.resolved;
-    const list = defaultVia.map((i) => names[i]).join(", then ");
-    return routes.length > 0 ? `${list} (and ${routes.length} routes)` : list;
+    return describeRouter(routerOf(this.options), this.options.upstreams.map((u) => u.name));
   }
 
   /** Scans the spool (messages survive restarts) and begins delivering. */
@@ -278,23 +273,14 @@ export class DeliveryWorker {
       const { records, problems } = await this.options.spool.list();
       for (const p of problems) this.options.log.error("unreadable queue record", { problem: p });
       const now = Date.now();
-      const found = new Set(records.map((r) => r.id));
-      for (const id of [...this.#schedule.ids()]) {
-        if (!found.has(id) && !this.#touched.has(id)) {
-          this.#schedule.delete(id);
-          this.#fresh.take(id);
-        }
-      }
-      for (const id of [...this.#held]) {
-        if (!found.has(id) && !this.#touched.has(id)) this.#held.delete(id);
-      }
-      for (const r of records) {
-        if (this.#inFlight.has(r.id) || (this.#touched.has(r.id) && !flush)) continue;
-        if (r.held) {
-          this.#schedule.delete(r.id);
-          this.#held.add(r.id);
-        } else this.#schedule.set(r.id, flush ? now : Date.parse(r.nextAttemptAt));
-      }
+      const view = {
+        schedule: this.#schedule,
+        held: this.#held,
+        fresh: this.#fresh,
+        inFlight: this.#inFlight,
+        touched: this.#touched,
+      };
+      applyScan(view, records, flush, now);
       if (flush) this.#pauses.recovered();
       this.#lastScan = now;
       this.options.metrics.set("queue_messages", this.queueSize);
@@ -326,16 +312,12 @@ export class DeliveryWorker {
       if (due-- <= 0) break;
       wake();
     }
-    // Slow start: one new connection at a time, the next once it is up (or after a while),
-    // so a burst costs the upstream a few logins, not `concurrency` at once (Gmail counts them).
-    const warming = [...this.#lanes].filter((l) => l.warmingSince !== undefined)
-      .map((l) => l.warmingSince! + SLOW_START_MS).filter((t) => t > now);
-    const free = warming.length > 0 ? 0 : Math.min(1, lanes - this.#lanes.size);
+    const { free, warming } = slowStart(this.#lanes, lanes, now);
     for (let i = 0; i < Math.min(free, due); i++) this.#startLane();
     clearTimeout(this.#timer);
     const wake = Math.min(
       next !== Infinity && next > now ? next : Infinity,
-      warming.length > 0 && due > 0 ? Math.min(...warming) : Infinity,
+      due > 0 ? warming : Infinity,
     );
     if (wake !== Infinity) {
       this.#timer = setTimeout(() => this.#kick(), Math.min(Math.max(0, wake - now), 2 ** 31 - 1));
