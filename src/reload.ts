@@ -93,9 +93,13 @@ export function compareConfigs(
     const known = new Set(before.map((u) => u.passwordVariable));
     const envOk = grants.env ?? ((name: string) => known.has(name));
     const readOk = grants.read ?? (() => true);
-    const newVariables = after.some((u) =>
-      !u.passwordFile && parseUpstreamUrl(u.url).user !== undefined && !envOk(u.passwordVariable)
-    );
+    const needs = (u: (typeof after)[number]): string[] =>
+      u.oauth2 && u.name !== u.url // a named upstream with oauth2 = true reads only these
+        ? Object.values(u.oauth2)
+        : !u.passwordFile && parseUpstreamUrl(u.url).user !== undefined
+        ? [u.passwordVariable]
+        : [];
+    const newVariables = after.some((u) => needs(u).some((name) => !envOk(name)));
     const unreadable = after.some((u) =>
       [u.passwordFile, u.ca].some((f) => f !== undefined && !readOk(resolve(f)))
     );

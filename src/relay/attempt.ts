@@ -86,6 +86,7 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
   const results: RecipientResult[] = [];
   const errors: string[] = [];
   let onlyQuota = true;
+  let stopped = false;
   let waitUntil = Infinity;
   for (const group of groups) {
     const outcome = await failover(ctx, plan, lane, opened, group.recipients, group.via);
@@ -97,12 +98,22 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
     if (outcome.attemptError && !errors.includes(outcome.attemptError)) {
       errors.push(outcome.attemptError);
     }
-    onlyQuota &&= outcome.onlyQuota || outcome.results.every((r) => r.status !== "deferred");
+    onlyQuota &&= outcome.onlyQuota;
+    stopped ||= outcome.stopped;
     waitUntil = Math.min(waitUntil, outcome.waitUntil);
   }
   const attemptError = errors.join("; ") || undefined;
+  if (stopped) {
+    // Cut short by a stop: what was answered is kept, the rest is due again at the next start.
+    await ctx.settler.record(record, results, attemptError, {
+      attempted: false,
+      retryAt: Date.now(),
+    });
+    return;
+  }
   if (onlyQuota && waitUntil !== Infinity) {
-    // Only quotas held it back (no upstream tried): it waits for them, no attempt counted.
+    // Only quotas held it back (no upstream tried, nothing answered): it waits for them, no
+    // attempt counted.
     // The record already says so (near enough for `queue list`): no rewrite per window.
     const stored = Date.parse(record.nextAttemptAt);
     if (record.lastError === attemptError && Math.abs(stored - waitUntil) < QUOTA_DRIFT_MS) {

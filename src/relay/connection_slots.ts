@@ -64,8 +64,19 @@ export class ConnectionSlots {
     return session;
   }
 
+  /** A reload's new limit; lanes waiting look again. */
+  setMax(max: number): void {
+    this.max = max;
+    this.#wakeAll();
+  }
+
   #release(): void {
     this.#open--;
-    this.#waiting[0]?.();
+    this.#wakeAll();
+  }
+
+  /** Every waiter looks again (one may have given up on stop; at most a lane count of them). */
+  #wakeAll(): void {
+    for (const wake of [...this.#waiting]) wake();
   }
 }

@@ -12,6 +12,9 @@ import type { UpstreamPause } from "./upstream_pause.ts";
 import type { UpstreamQuota } from "./upstream_quota.ts";
 import type { RecipientResult, UpstreamTarget } from "./upstream_types.ts";
 
+/** Why recipients were not sent when the worker stopped mid-attempt. */
+export const STOPPING = "not sent: the server is stopping";
+
 /** The upstreams as one attempt saw them at its start, with their pauses and quotas. */
 export interface Plan {
   upstreams: readonly UpstreamTarget[];
@@ -27,6 +30,8 @@ export interface FailoverOutcome {
   onlyQuota: boolean;
   /** When the earliest quota or pause that held recipients back ends (Infinity: none). */
   waitUntil: number;
+  /** Recipients were left unsent because the worker is stopping. */
+  stopped: boolean;
 }
 
 /**
@@ -59,6 +64,10 @@ export async function failover(
   };
   for (const i of via) {
     if (todo.length === 0) break;
+    if (ctx.stopping.aborted) {
+      error = STOPPING; // no new upstream while stopping
+      break;
+    }
     const target = plan.upstreams[i]!;
     const pause = plan.pauses[i]!;
     const quota = plan.quotas[i]!;
@@ -95,7 +104,7 @@ export async function failover(
     const failure = await ensureConnected(lane, opts);
     if (failure) {
       // Stopping while it waited for a connection slot: not the upstream's failure.
-      if (ctx.stopping.aborted) error = "not sent: the server is stopping";
+      if (ctx.stopping.aborted) error = STOPPING;
       else upstreamFailed(ctx, target, pause, error = failure);
       continue;
     }
@@ -161,7 +170,13 @@ export async function failover(
       response: attemptError ?? "no upstream available",
     });
   }
-  return { results, attemptError, onlyQuota: onlyQuota && quotaReasons.length > 0, waitUntil };
+  return {
+    results,
+    attemptError,
+    onlyQuota: onlyQuota && quotaReasons.length > 0,
+    waitUntil,
+    stopped: error === STOPPING && todo.length > 0,
+  };
 }
 
 /**

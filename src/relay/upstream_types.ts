@@ -47,6 +47,8 @@ export interface UpstreamTarget {
   name: string;
   /** Opens an authenticated connection (refused once `signal` aborts: the worker stops). */
   connect: (signal?: AbortSignal) => Promise<UpstreamSession>;
+  /** Called when the worker takes these settings (at start, or once a reload is applied). */
+  activate?: () => void;
   /** Recipients per transaction; more are split into several (its LIMITS may lower it). */
   maxRecipients: number;
   /** Messages one connection carries before it is renewed (default: the worker's). */

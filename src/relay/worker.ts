@@ -91,6 +91,7 @@ export class DeliveryWorker {
       () => this.#publish(),
     );
     this.#quotas = new QuotaBook(options.spool.dir, options.log, options.upstreams);
+    for (const u of options.upstreams) u.activate?.();
     this.#settler = new Settler(options, {
       reschedule: (id, at) => {
         this.#touched.add(id);
@@ -165,6 +166,7 @@ export class DeliveryWorker {
       throw new Error("switching between hold mode and an upstream needs a restart");
     }
     for (const lane of this.#lanes) lane.retire = true;
+    for (const u of next.upstreams) u.activate?.();
     // Pauses and quotas are kept by upstream name; attempts under way keep their own view.
     this.#pauses.resize(next.upstreams.map((u) => u.name));
     this.#quotas.resize(next.upstreams);

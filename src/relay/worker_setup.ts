@@ -98,12 +98,13 @@ async function upstreamTarget(
   // One set of slots per upstream for the process: connections opened before a reload count.
   const key = `${spec.name}\n${spec.url}`;
   const slots = SLOTS.get(key) ?? new ConnectionSlots(spec.maxConnections);
-  slots.max = spec.maxConnections;
   SLOTS.set(key, slots);
   return {
     // As the operator wrote it (a URL never holds the password), in logs, metrics and bounces.
     name: spec.name,
     connect: (signal) => slots.connect(() => UpstreamSession.open(options), signal),
+    // A reload's new limit takes effect once the reload is applied, not while it is checked.
+    activate: () => slots.setMax(spec.maxConnections),
     maxRecipients: spec.maxRecipients,
     messagesPerConnection: spec.messagesPerConnection,
     quota: {

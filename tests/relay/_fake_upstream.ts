@@ -44,3 +44,27 @@ export function fakeTarget(
     },
   };
 }
+
+/** An upstream that defers every recipient (RCPT 450) on its first send and accepts afterwards. */
+export function greylisting(name: string, sends: string[][]): UpstreamTarget {
+  let calls = 0;
+  const inner = fakeTarget(name, sends, 0);
+  return {
+    ...inner,
+    connect: async () => {
+      const session = await inner.connect();
+      const send = session.send.bind(session);
+      session.send = (msg: OutgoingMessage) => {
+        if (calls++ > 0) return send(msg);
+        return Promise.resolve(msg.recipients.map((recipient) => ({
+          recipient,
+          status: "deferred" as const,
+          code: 450,
+          response: "450 4.2.0 greylisted",
+          rcptReply: true,
+        })));
+      };
+      return session;
+    },
+  };
+}

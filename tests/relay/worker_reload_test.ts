@@ -4,15 +4,16 @@
  * at once never overshoot a quota. In-memory upstreams, a real spool.
  */
 
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { Logger } from "../../src/ops/log.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import { Spool } from "../../src/queue/spool.ts";
 import { Router } from "../../src/relay/routes.ts";
 import { DeliveryWorker, type WorkerOptions } from "../../src/relay/worker.ts";
-import { fakeTarget } from "./_fake_upstream.ts";
-import { enqueue, sleep, waitRemoved, waitUntil } from "./_worker_helpers.ts";
+import { ConnectionSlots } from "../../src/relay/connection_slots.ts";
+import { fakeTarget, greylisting } from "./_fake_upstream.ts";
+import { enqueue, readRecord, sleep, waitRemoved, waitUntil } from "./_worker_helpers.ts";
 
 const retry = { minMs: 300, maxMs: 60_000, lifetimeMs: 86_400_000 };
 const common = { hostname: "carrier.test", concurrency: 1, messagesPerConnection: 50, retry };
@@ -123,5 +124,80 @@ Deno.test("quota: six lanes at once send no more than the daily quota allows", a
     } finally {
       await w.stop(1000);
     }
+  });
+});
+
+Deno.test("quota beside a delivery: what one route delivered is recorded, never sent again", async () => {
+  await withSpool(async (spool, _logs, log) => {
+    // B's daily quota of 1 was used a second ago (a previous run's state).
+    await Deno.writeTextFile(
+      join(spool.dir, "quota-state.json"),
+      JSON.stringify({ upstreams: { B: [[Date.now() - 1000, 1]] } }),
+    );
+    const sends: string[][] = [];
+    const w = worker(spool, log, {
+      upstreams: [
+        greylisting("A", sends),
+        fakeTarget("B", sends, 0, { messagesPerMinute: 0, dailyMessages: 1, dailyRecipients: 0 }),
+      ],
+      router: new Router({
+        defaultVia: [0],
+        routes: [{ from: [], to: ["a.org"], via: [0] }, { from: [], to: ["b.org"], via: [1] }],
+      }),
+      // Backoff longer than the quota: the retry comes when B's quota frees.
+      retry: { minMs: 48 * 3600_000, maxMs: 48 * 3600_000, lifetimeMs: 5 * 86_400_000 },
+    });
+    await w.start();
+    try {
+      const r = await enqueue(spool, { recipients: ["x@a.org", "y@b.org"] });
+      w.notify(r);
+      await waitUntil(
+        "attempt 1",
+        async () => (await readRecord(spool, r.id))?.attempts || undefined,
+      );
+      await waitUntil("x delivered on the flush", async () => {
+        await spool.requests.askFlush(); // `carrier queue flush`
+        await sleep(300);
+        return sends.length > 0 || undefined;
+      });
+      await spool.requests.askFlush(); // and once more: x is not sent again
+      await sleep(600);
+      deepStrictEqual(sends.filter((s) => s[0] === "A"), [["A", "x@a.org"]]);
+      const after = await readRecord(spool, r.id);
+      strictEqual(after?.recipients.find((x) => x.address === "x@a.org")?.status, "delivered");
+    } finally {
+      await w.stop(1000);
+    }
+  });
+});
+
+Deno.test("stop: a lane waiting for a connection slot leaves its message due at the next start", async () => {
+  await withSpool(async (spool, _logs, log) => {
+    const sends: string[][] = [];
+    const inner = fakeTarget("gmail", sends, 1500);
+    const slots = new ConnectionSlots(1);
+    const target = {
+      ...inner,
+      connect: (signal?: AbortSignal) => slots.connect(() => inner.connect(), signal),
+    };
+    const w = worker(spool, log, {
+      upstreams: [target],
+      concurrency: 2,
+      messagesPerConnection: 1,
+      retry: { minMs: 3600_000, maxMs: 3600_000, lifetimeMs: 5 * 86_400_000 },
+    });
+    const a = await enqueue(spool, { recipients: ["a@example.net"] });
+    const b = await enqueue(spool, { recipients: ["b@example.net"] });
+    await w.start();
+    await waitUntil("one sending, one waiting", () => slots.open === 1 || undefined);
+    await sleep(1200); // the second lane started (slow start) and waits for the slot
+    await w.stop(3000);
+    const left = (await Promise.all([a.id, b.id].map((id) => readRecord(spool, id))))
+      .filter((r) => r !== undefined);
+    for (const r of left) {
+      strictEqual(r!.attempts, 0, "a stop is not a failed attempt");
+      ok(Date.parse(r!.nextAttemptAt) <= Date.now(), "due again at the next start");
+    }
+    strictEqual(slots.open, 0);
   });
 });
