@@ -14,7 +14,7 @@ import { runServe } from "./serve.ts";
 import { runUsersCommand } from "./policy/users_command.ts";
 import { type Command, permissionFlags } from "./permissions.ts";
 import { flushLog } from "./ops/log.ts";
-import { readEnv } from "./env.ts";
+import { readEnv } from "./granted.ts";
 import { describeRouting, runRouteCommand } from "./relay/route_command.ts";
 import { resolveUpstreams } from "./config/upstreams.ts";
 

@@ -21,7 +21,7 @@ import type { DeliveryWorker } from "./relay/worker.ts";
 import { checkTlsMaterial, type SmtpServer, type TlsMaterial } from "./server/server.ts";
 import { parseUpstreamUrl, upstreamNetTarget } from "./upstream_url.ts";
 import { resolveUpstreams } from "./config/upstreams.ts";
-import { envGranted } from "./env.ts";
+import { type Grants, PROCESS_GRANTS } from "./granted.ts";
 import { resolve } from "node:path";
 
 /** What changed between two configurations, as snake_case key names. */
@@ -51,32 +51,15 @@ const UPSTREAM_KEYS: readonly (keyof Config)[] = [
   "routes",
 ];
 
-/** Whether the process may connect to `hostPort` (its `--allow-net`). */
-export function netGranted(hostPort: string): boolean {
-  return Deno.permissions.querySync({ name: "net", host: hostPort }).state === "granted";
-}
-
-/** Whether the process may read `path` (its `--allow-read`). */
-export function readGranted(path: string): boolean {
-  return Deno.permissions.querySync({ name: "read", path }).state === "granted";
-}
-
-/** What else the process may use: files it may read, variables (default: those it reads now). */
-export interface OtherGrants {
-  read?: (path: string) => boolean;
-  env?: (name: string) => boolean;
-}
-
 /**
- * Compares the running configuration with a new one. `netAllowed` says whether the
- * process may reach an upstream's `host:port`, `grants` whether it may read an upstream's
- * password file or CA and its password variable; what it may not needs a restart.
+ * Compares the running configuration with a new one. `grants` says whether the process may
+ * reach an upstream's `host:port`, read its password file or CA, and read its variables
+ * (by default, those it reads now); what it may not needs a restart.
  */
 export function compareConfigs(
   running: Config,
   next: Config,
-  netAllowed: (hostPort: string) => boolean = () => true,
-  grants: OtherGrants = {},
+  grants: Grants = {},
 ): ConfigChanges {
   const keys = [...new Set([...Object.keys(running), ...Object.keys(next)])] as (keyof Config)[];
   const changed = keys.filter((k) =>
@@ -88,7 +71,8 @@ export function compareConfigs(
     const before = resolveUpstreams(running).upstreams;
     const after = resolveUpstreams(next).upstreams;
     const holdSwitch = (before.length === 0) !== (after.length === 0);
-    const outside = after.some((u) => !netAllowed(upstreamNetTarget(parseUpstreamUrl(u.url))));
+    const netOk = grants.net ?? (() => true);
+    const outside = after.some((u) => !netOk(upstreamNetTarget(parseUpstreamUrl(u.url))));
     // A new upstream's password variable or file may be outside --allow-env or --allow-read.
     const known = new Set(before.map((u) => u.passwordVariable));
     const envOk = grants.env ?? ((name: string) => known.has(name));
@@ -208,8 +192,7 @@ export class Reloader {
     running: Config,
     readonly targets: ReloadTargets,
     readonly rebuild: () => Promise<Config>,
-    readonly netAllowed: (hostPort: string) => boolean = netGranted,
-    readonly grants: OtherGrants = { read: readGranted, env: envGranted },
+    readonly grants: Grants = PROCESS_GRANTS,
   ) {
     this.#running = running;
   }
@@ -234,7 +217,7 @@ export class Reloader {
     const running = this.#running;
     // Read and check everything first: a bad value or file changes nothing.
     const built = await this.rebuild();
-    const changes = compareConfigs(running, built, this.netAllowed, this.grants);
+    const changes = compareConfigs(running, built, this.grants);
     const config = keepRunning(running, built, changes.restart);
     const prepared = await prepare(config);
     const delivery = await deliverySettings(config);

@@ -87,12 +87,12 @@ Deno.test("compareConfigs: a new upstream is live only where the net permission 
   });
   const asked: string[] = [];
   const granted = (hostPort: string) => (asked.push(hostPort), hostPort === "mx2.example.org:2587");
-  deepStrictEqual(compareConfigs(running, next, granted), {
+  deepStrictEqual(compareConfigs(running, next, { net: granted }), {
     live: ["upstream", "upstream_timeout"],
     restart: [],
   });
   deepStrictEqual(asked, ["mx2.example.org:2587"]);
-  deepStrictEqual(compareConfigs(running, next, () => false), {
+  deepStrictEqual(compareConfigs(running, next, { net: () => false }), {
     live: ["upstream_timeout"],
     restart: ["upstream"],
   });
@@ -105,16 +105,16 @@ Deno.test("compareConfigs: an upstream's password file or variable the process m
     upstreamPasswordFile: ["/run/secrets/a", "/run/secrets/b"],
   });
   const readable = (path: string) => path === "/run/secrets/a";
-  deepStrictEqual(compareConfigs(running, next, () => true, { read: readable }).restart, [
+  deepStrictEqual(compareConfigs(running, next, { read: readable }).restart, [
     "upstream",
     "upstream_password_file",
   ]);
-  deepStrictEqual(compareConfigs(running, next, () => true, { read: () => true }).restart, []);
+  deepStrictEqual(compareConfigs(running, next, { read: () => true }).restart, []);
   // No file: its variable must be one the process may read.
   const byVariable = withChanges({ upstream: next.upstream });
   const env = (name: string) => name === "CARRIER_UPSTREAM_PASSWORD_2";
-  deepStrictEqual(compareConfigs(running, byVariable, () => true, { env }).restart, []);
-  deepStrictEqual(compareConfigs(running, byVariable, () => true, { env: () => false }).restart, [
+  deepStrictEqual(compareConfigs(running, byVariable, { env }).restart, []);
+  deepStrictEqual(compareConfigs(running, byVariable, { env: () => false }).restart, [
     "upstream",
   ]);
 });

@@ -14,7 +14,12 @@ import { flagSettings, type FlagValues } from "./flags.ts";
 import type { z } from "zod";
 import { type Config, type FileConfig, FileSchema, listEntries } from "./schema.ts";
 import { snakeKey, tomlName, tomlToFileKeys } from "./toml.ts";
-import { resolveUpstreams, UPSTREAM_NAME_RE, UPSTREAM_NAME_RULE } from "./upstreams.ts";
+import {
+  resolveUpstreams,
+  UPSTREAM_NAME_RE,
+  UPSTREAM_NAME_RULE,
+  UpstreamsError,
+} from "./upstreams.ts";
 import { MiB, parseDuration, parseListenAddress, parseSize } from "./units.ts";
 
 /** Environment variables Carrier reads (and so the only ones it is allowed to). */
@@ -257,11 +262,9 @@ export async function buildConfig(
   try {
     resolveUpstreams(config); // unknown upstream names in the list or the routes
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
+    if (!(e instanceof UpstreamsError)) throw e;
     // Named where it was given: the flag, the variable, or the file's key.
-    const m = /^(upstreams|upstream|routes\[\d+\]\.\w+): (.*)$/.exec(e.message);
-    if (!m) throw e;
-    const [, key, problem] = m;
+    const { key, problem } = e;
     const fromFile = key !== "upstream" || !(name("upstream").startsWith("--") ||
       name("upstream") === "CARRIER_UPSTREAM");
     throw new ConfigError(

@@ -125,6 +125,13 @@ export interface ResolvedUpstreams {
   routes: ResolvedRoute[];
 }
 
+/** A problem in the upstream list, the named upstreams or the routes, with the key it is about. */
+export class UpstreamsError extends ConfigError {
+  constructor(readonly key: string, readonly problem: string) {
+    super(`${key}: ${problem}`);
+  }
+}
+
 /** `ses-eu` → `SES_EU`: a name as it appears in an environment variable. */
 function envSuffix(name: string): string {
   return name.toUpperCase().replace(/-/g, "_");
@@ -172,52 +179,50 @@ export function resolveUpstreams(config: Config): ResolvedUpstreams {
     upstreams.push(spec);
     return upstreams.length - 1;
   };
+  /** An upstream from its table (a plain URL is a table with only `url`) and credentials. */
+  const specOf = (
+    name: string,
+    t: NamedUpstream,
+    credentials: Pick<UpstreamSpec, "passwordFile" | "passwordVariable" | "oauth2">,
+  ): UpstreamSpec => ({
+    name,
+    url: t.url,
+    ...credentials,
+    ca: t.ca ?? config.upstreamCa,
+    servername: t.servername ?? config.upstreamServername,
+    timeout: t.timeout === undefined
+      ? config.upstreamTimeout
+      : parseDuration(t.timeout, `upstreams.${name}.timeout`),
+    maxRecipients: t.maxRecipients ?? DEFAULT_MAX_RECIPIENTS,
+    maxConnections: t.maxConnections ?? 0,
+    messagesPerConnection: t.messagesPerConnection ?? config.messagesPerConnection,
+    messagesPerMinute: t.messagesPerMinute ?? 0,
+    dailyMessages: t.dailyMessages ?? 0,
+    dailyRecipients: t.dailyRecipients ?? 0,
+  });
   const fromTable = (name: string): UpstreamSpec => {
     const t = named[name]!;
     const vars = namedVariables(name);
-    return {
-      name,
-      url: t.url,
+    return specOf(name, t, {
       passwordFile: t.passwordFile,
       passwordVariable: vars.password,
       oauth2: t.oauth2 ? vars.oauth2 : undefined,
-      ca: t.ca ?? config.upstreamCa,
-      servername: t.servername ?? config.upstreamServername,
-      timeout: t.timeout === undefined
-        ? config.upstreamTimeout
-        : parseDuration(t.timeout, `upstreams.${name}.timeout`),
-      maxRecipients: t.maxRecipients ?? DEFAULT_MAX_RECIPIENTS,
-      maxConnections: t.maxConnections ?? 0,
-      messagesPerConnection: t.messagesPerConnection ?? config.messagesPerConnection,
-      messagesPerMinute: t.messagesPerMinute ?? 0,
-      dailyMessages: t.dailyMessages ?? 0,
-      dailyRecipients: t.dailyRecipients ?? 0,
-    };
+    });
   };
   const list = config.upstream.length > 0 ? config.upstream : Object.keys(named);
   const files = config.upstreamPasswordFile;
   const defaultVia = list.map((entry, i) => {
     if (entry.includes("://")) {
-      return add({
-        name: entry,
-        url: entry,
+      return add(specOf(entry, { url: entry }, {
         passwordFile: files.length === 1 ? files[0] : files[i],
         passwordVariable: positionalPasswordVariable(i),
         oauth2: i === 0 ? DEFAULT_OAUTH2 : undefined,
-        ca: config.upstreamCa,
-        servername: config.upstreamServername,
-        timeout: config.upstreamTimeout,
-        maxRecipients: DEFAULT_MAX_RECIPIENTS,
-        maxConnections: 0,
-        messagesPerConnection: config.messagesPerConnection,
-        messagesPerMinute: 0,
-        dailyMessages: 0,
-        dailyRecipients: 0,
-      });
+      }));
     }
     if (!Object.hasOwn(named, entry)) {
-      throw new ConfigError(
-        `upstream: "${entry}" is neither a URL nor a name in [upstreams]${known(named)}`,
+      throw new UpstreamsError(
+        "upstream",
+        `"${entry}" is neither a URL nor a name in [upstreams]${known(named)}`,
       );
     }
     return add(fromTable(entry));
@@ -227,8 +232,9 @@ export function resolveUpstreams(config: Config): ResolvedUpstreams {
   for (const name of Object.keys(named)) {
     const other = suffixes.get(envSuffix(name));
     if (other !== undefined) {
-      throw new ConfigError(
-        `upstreams: "${other}" and "${name}" would read the same variables (${
+      throw new UpstreamsError(
+        "upstreams",
+        `"${other}" and "${name}" would read the same variables (${
           namedVariables(name).password
         }); give them names that differ in more than case, - and _`,
       );
@@ -236,33 +242,36 @@ export function resolveUpstreams(config: Config): ResolvedUpstreams {
     suffixes.set(envSuffix(name), name);
   }
   if (new Set(defaultVia).size !== defaultVia.length) {
-    throw new ConfigError("upstream: an upstream is listed twice; give each once");
+    throw new UpstreamsError("upstream", "an upstream is listed twice; give each once");
   }
   const routes = config.routes.map((rule, r): ResolvedRoute => {
     const via = [rule.via].flat().map((name) => {
       if (!Object.hasOwn(named, name)) {
-        throw new ConfigError(
-          `routes[${r}].via: "${name}" is not a name in [upstreams]${known(named)}`,
+        throw new UpstreamsError(
+          `routes[${r}].via`,
+          `"${name}" is not a name in [upstreams]${known(named)}`,
         );
       }
       return add(fromTable(name));
     });
     if (new Set(via).size !== via.length) {
-      throw new ConfigError(`routes[${r}].via: an upstream is listed twice; give each once`);
+      throw new UpstreamsError(`routes[${r}].via`, "an upstream is listed twice; give each once");
     }
     const from = [rule.from ?? []].flat();
     for (const pattern of from) {
       if (!/^(<>|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/.test(pattern)) {
-        throw new ConfigError(
-          `routes[${r}].from: "${pattern}" must be an address, *@domain or <> (the null sender)`,
+        throw new UpstreamsError(
+          `routes[${r}].from`,
+          `"${pattern}" must be an address, *@domain or <> (the null sender)`,
         );
       }
     }
     const to = [rule.to ?? []].flat();
     for (const pattern of to) {
       if (!/^(\*\.)?[^@\s*]+$/.test(pattern)) {
-        throw new ConfigError(
-          `routes[${r}].to: "${pattern}" must be a domain or *.domain (its subdomains)`,
+        throw new UpstreamsError(
+          `routes[${r}].to`,
+          `"${pattern}" must be a domain or *.domain (its subdomains)`,
         );
       }
     }

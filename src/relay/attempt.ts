@@ -15,6 +15,7 @@ import { expiryResults } from "./outcome.ts";
 import type { Settler } from "./settle.ts";
 import type { UpstreamPauses } from "./upstream_pause.ts";
 import type { QuotaBook } from "./upstream_quota.ts";
+import type { ConnectionSlots } from "./connection_slots.ts";
 import { routerOf } from "./routes.ts";
 import type { RecipientResult } from "./upstream_types.ts";
 import type { WorkerOptions } from "./worker.ts";
@@ -27,6 +28,8 @@ export interface AttemptContext {
   schedule: DueQueue;
   pauses: UpstreamPauses;
   quotas: QuotaBook;
+  /** The connection slots of the upstream `name`. */
+  slots(name: string): ConnectionSlots;
   /** Aborts when the worker stops: no new upstream connection is opened. */
   stopping: AbortSignal;
   /** Starts lanes for what is due (the upstream works again). */
@@ -80,6 +83,7 @@ async function attemptOpened(ctx: AttemptContext, lane: Lane, opened: Loaded): P
     upstreams,
     pauses: upstreams.map((u) => ctx.pauses.of(u.name)),
     quotas: upstreams.map((u) => ctx.quotas.of(u.name)),
+    slots: upstreams.map((u) => ctx.slots(u.name)),
   };
   // Recipients with different routes go through different upstreams, one group at a time.
   const groups = routerOf(ctx.options).group(record.sender, pending.map((r) => r.address));

@@ -4,6 +4,7 @@
  * closes. Providers count concurrent sessions (Gmail's is low); this keeps under theirs.
  */
 
+import { keepByName } from "./by_name.ts";
 import type { UpstreamSession } from "./upstream.ts";
 
 /** A counting semaphore for one upstream's connections. */
@@ -79,4 +80,14 @@ export class ConnectionSlots {
   #wakeAll(): void {
     for (const wake of [...this.#waiting]) wake();
   }
+}
+
+/** Each upstream's slots by name with its limit: those of an upstream kept by a reload stay. */
+export function slotsByName(
+  previous: ReadonlyMap<string, ConnectionSlots>,
+  upstreams: readonly { name: string; maxConnections?: number }[],
+): Map<string, ConnectionSlots> {
+  const next = keepByName(previous, upstreams.map((u) => u.name), () => new ConnectionSlots(0));
+  for (const u of upstreams) next.get(u.name)!.setMax(u.maxConnections ?? 0);
+  return next;
 }

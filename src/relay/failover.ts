@@ -8,6 +8,7 @@
 import { ensureConnected, type Lane, type Loaded, transact } from "./lane.ts";
 import { isThrottle } from "./reply_outcome.ts";
 import type { AttemptContext } from "./attempt.ts";
+import type { ConnectionSlots } from "./connection_slots.ts";
 import type { UpstreamPause } from "./upstream_pause.ts";
 import type { UpstreamQuota } from "./upstream_quota.ts";
 import type { RecipientResult, UpstreamTarget } from "./upstream_types.ts";
@@ -20,6 +21,7 @@ export interface Plan {
   upstreams: readonly UpstreamTarget[];
   pauses: readonly UpstreamPause[];
   quotas: readonly UpstreamQuota[];
+  slots: readonly ConnectionSlots[];
 }
 
 /** What sending one route's recipients did. */
@@ -85,7 +87,8 @@ export async function failover(
       lane.upstream = target.name;
     }
     const opts = {
-      connect: () => target.connect(ctx.stopping),
+      // At most its max_connections; refused once the worker stops.
+      connect: () => plan.slots[i]!.connect(target.connect, ctx.stopping),
       messagesPerConnection: target.messagesPerConnection ?? ctx.options.messagesPerConnection,
       hostname: ctx.options.hostname,
       log: ctx.options.log,
@@ -132,10 +135,7 @@ export async function failover(
       const refusal = t.connectFailed || t.broken
         ? t.attemptError
         : tagged.find((r) =>
-          r.sessionLevel || r.refusedMail ||
-          // A rate reply to one RCPT (Gmail's "receiving mail at a rate") is that mailbox's;
-          // only 421 there means the whole session is going.
-          (isThrottle(r.response) && (!r.rcptReply || r.code === 421))
+          r.sessionLevel || r.refusedMail || (isThrottle(r.response) && !aboutRecipient(r))
         )?.response;
       if (refusal) {
         // A connection lost mid-transaction or a plain 4xx to MAIL FROM moves on, and pauses
@@ -147,7 +147,7 @@ export async function failover(
         error = refusal;
         // What it did answer stands (a recipient's own 4xx too); the rest goes on.
         const retry = new Set(
-          tagged.filter((r) => r.status === "deferred" && !(r.rcptReply && r.code !== 421))
+          tagged.filter((r) => r.status === "deferred" && !aboutRecipient(r))
             .map((r) => r.recipient),
         );
         results.push(...tagged.filter((r) => !retry.has(r.recipient)));
@@ -177,6 +177,15 @@ export async function failover(
     waitUntil,
     stopped: error === STOPPING && todo.length > 0,
   };
+}
+
+/**
+ * The reply is the recipient's own answer, not the upstream's state: a reply to its RCPT TO
+ * (even a rate reply such as Gmail's "receiving mail at a rate", which is about that mailbox),
+ * except 421, which closes the whole session.
+ */
+function aboutRecipient(r: RecipientResult): boolean {
+  return r.rcptReply === true && r.code !== 421;
 }
 
 /**

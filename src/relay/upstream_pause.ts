@@ -6,6 +6,7 @@
  */
 
 import { retryDelayMs, type RetryPolicy } from "../queue/schedule.ts";
+import { keepByName } from "./by_name.ts";
 
 /** Soft failures in a row that pause an upstream. */
 const SOFT_FAILURES = 3;
@@ -85,8 +86,10 @@ export class UpstreamPause {
 
 /** The pauses of the upstreams in failover order, and what they mean together. */
 export class UpstreamPauses {
-  #pauses: UpstreamPause[] = [];
+  /** By name, in the list's order. */
   #byName = new Map<string, UpstreamPause>();
+  /** The same, as a list (read on every kick: kept, not rebuilt each time). */
+  #pauses: UpstreamPause[] = [];
 
   constructor(
     readonly retry: RetryPolicy,
@@ -96,11 +99,6 @@ export class UpstreamPauses {
     this.resize(names);
   }
 
-  /** The pause of upstream `i` of the current list. */
-  at(i: number): UpstreamPause {
-    return this.#pauses[i]!;
-  }
-
   /** The pause of the upstream `name` (an attempt begun before a reload keeps its objects). */
   of(name: string): UpstreamPause {
     return this.#byName.get(name) ?? new UpstreamPause(this.retry, this.onChange);
@@ -108,12 +106,12 @@ export class UpstreamPauses {
 
   /** After a reload: the new list; an upstream kept by name keeps its pause. */
   resize(names: readonly string[]): void {
-    const next = new Map<string, UpstreamPause>();
-    for (const name of names) {
-      next.set(name, this.#byName.get(name) ?? new UpstreamPause(this.retry, this.onChange));
-    }
-    this.#byName = next;
-    this.#pauses = names.map((name) => next.get(name)!);
+    this.#byName = keepByName(
+      this.#byName,
+      names,
+      () => new UpstreamPause(this.retry, this.onChange),
+    );
+    this.#pauses = [...this.#byName.values()];
   }
 
   /** True while every upstream is paused: nothing can be sent. */

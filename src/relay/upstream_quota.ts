@@ -7,6 +7,7 @@
 
 import { join } from "node:path";
 import { errorMessage, type Logger } from "../ops/log.ts";
+import { keepByName } from "./by_name.ts";
 
 /** The file's name in the spool directory. */
 export const QUOTA_STATE_FILE = "quota-state.json";
@@ -35,6 +36,9 @@ export interface Reservation {
   /** The send ended: `delivered` recipients count (none: the reservation is returned). */
   settle(delivered: number): void;
 }
+
+/** The reservation of an upstream without quotas: nothing to count or give back. */
+const UNCOUNTED: Reservation = { settle: () => {} };
 
 /** One upstream's sliding windows of what it was sent. */
 export class UpstreamQuota {
@@ -109,7 +113,7 @@ export class UpstreamQuota {
    * without an await between the first two); `settle` corrects it once the reply is known.
    */
   reserve(recipients: number, now: number): Reservation {
-    if (!this.limited) return { settle: () => {} };
+    if (!this.limited) return UNCOUNTED;
     const minute = this.limits.messagesPerMinute > 0 ? now : undefined;
     if (minute !== undefined) this.#minute.push(minute);
     const day: [number, number] | undefined = this.#tracksDay ? [now, recipients] : undefined;
@@ -209,13 +213,12 @@ export class QuotaBook {
 
   /** After a reload: the upstreams' new limits; the counts so far are kept by name. */
   resize(upstreams: readonly Named[]): void {
-    const next = new Map<string, UpstreamQuota>();
-    for (const u of upstreams) {
-      const quota = this.#quotas.get(u.name) ?? new UpstreamQuota(u.name, NO_QUOTA);
-      quota.limits = u.quota ?? NO_QUOTA;
-      next.set(u.name, quota);
-    }
-    this.#quotas = next;
+    this.#quotas = keepByName(
+      this.#quotas,
+      upstreams.map((u) => u.name),
+      (name) => new UpstreamQuota(name, NO_QUOTA),
+    );
+    for (const u of upstreams) this.#quotas.get(u.name)!.limits = u.quota ?? NO_QUOTA;
   }
 
   /** Schedules the write of the counts (after a send was counted). */

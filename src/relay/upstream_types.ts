@@ -45,10 +45,10 @@ export interface UpstreamOptions {
 export interface UpstreamTarget {
   /** As the operator wrote it (a URL never holds a password): logs, metrics, reports. */
   name: string;
-  /** Opens an authenticated connection (refused once `signal` aborts: the worker stops). */
-  connect: (signal?: AbortSignal) => Promise<UpstreamSession>;
-  /** Called when the worker takes these settings (at start, or once a reload is applied). */
-  activate?: () => void;
+  /** Opens an authenticated connection. */
+  connect: () => Promise<UpstreamSession>;
+  /** Connections open to it at once (absent or 0: only the worker's concurrency). */
+  maxConnections?: number;
   /** Recipients per transaction; more are split into several (its LIMITS may lower it). */
   maxRecipients: number;
   /** Messages one connection carries before it is renewed (default: the worker's). */

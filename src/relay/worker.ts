@@ -20,6 +20,7 @@ import { ServerStateWriter } from "../queue/server_state.ts";
 import { Settler } from "./settle.ts";
 import { UpstreamPauses } from "./upstream_pause.ts";
 import { QuotaBook } from "./upstream_quota.ts";
+import { ConnectionSlots, slotsByName } from "./connection_slots.ts";
 import { DueQueue } from "./due_queue.ts";
 import { type QueueCounts, queueCounts } from "./queue_counts.ts";
 import type { UpstreamTarget } from "./upstream_types.ts";
@@ -71,6 +72,8 @@ export class DeliveryWorker {
   #pauses: UpstreamPauses;
   /** Each upstream's quotas (messages a minute, a day), counted across restarts. */
   #quotas: QuotaBook;
+  /** Each upstream's `max_connections` (see ConnectionSlots). */
+  #slots = new Map<string, ConnectionSlots>();
   #lanes = new Set<Lane>();
   /** Wakes lanes that keep an idle connection open (see #linger). */
   #lingering = new Set<() => void>();
@@ -91,7 +94,7 @@ export class DeliveryWorker {
       () => this.#publish(),
     );
     this.#quotas = new QuotaBook(options.spool.dir, options.log, options.upstreams);
-    for (const u of options.upstreams) u.activate?.();
+    this.#slots = slotsByName(this.#slots, options.upstreams);
     this.#settler = new Settler(options, {
       reschedule: (id, at) => {
         this.#touched.add(id);
@@ -117,6 +120,7 @@ export class DeliveryWorker {
       schedule: this.#schedule,
       pauses: this.#pauses,
       quotas: this.#quotas,
+      slots: (name) => this.#slots.get(name) ?? new ConnectionSlots(0),
       stopping: this.#stop.signal,
       kick: () => this.#kick(),
     };
@@ -166,8 +170,9 @@ export class DeliveryWorker {
       throw new Error("switching between hold mode and an upstream needs a restart");
     }
     for (const lane of this.#lanes) lane.retire = true;
-    for (const u of next.upstreams) u.activate?.();
-    // Pauses and quotas are kept by upstream name; attempts under way keep their own view.
+    // Pauses, quotas and connection slots are kept by upstream name (connections opened
+    // before the reload count); attempts under way keep their own view.
+    this.#slots = slotsByName(this.#slots, next.upstreams);
     this.#pauses.resize(next.upstreams.map((u) => u.name));
     this.#quotas.resize(next.upstreams);
     Object.assign(this.options, next);

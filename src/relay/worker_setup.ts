@@ -14,13 +14,9 @@ import { UpstreamSession } from "./upstream.ts";
 import type { UpstreamAuth, UpstreamOptions, UpstreamTarget } from "./upstream_types.ts";
 import { parseUpstreamUrl, type UpstreamConfig } from "../upstream_url.ts";
 import { resolveUpstreams, type UpstreamSpec } from "../config/upstreams.ts";
-import { ConnectionSlots } from "./connection_slots.ts";
-import { envGranted, readEnv } from "../env.ts";
+import { envGranted, readEnv } from "../granted.ts";
 import { Router } from "./routes.ts";
 import { DeliveryWorker, type WorkerOptions } from "./worker.ts";
-
-/** Each upstream's connection slots (by name and URL), kept across reloads. */
-const SLOTS = new Map<string, ConnectionSlots>();
 
 /** Returns the worker for the configured upstream (in hold mode: one that only keeps the queue). */
 export async function createDeliveryWorker(
@@ -95,16 +91,11 @@ async function upstreamTarget(
     // RFC 5321 §4.5.3.2: up to 10 minutes for a reply (the one after DATA's final dot).
     transactionTimeoutMs: Math.max(spec.timeout, 600) * 1000,
   };
-  // One set of slots per upstream for the process: connections opened before a reload count.
-  const key = `${spec.name}\n${spec.url}`;
-  const slots = SLOTS.get(key) ?? new ConnectionSlots(spec.maxConnections);
-  SLOTS.set(key, slots);
   return {
     // As the operator wrote it (a URL never holds the password), in logs, metrics and bounces.
     name: spec.name,
-    connect: (signal) => slots.connect(() => UpstreamSession.open(options), signal),
-    // A reload's new limit takes effect once the reload is applied, not while it is checked.
-    activate: () => slots.setMax(spec.maxConnections),
+    connect: () => UpstreamSession.open(options),
+    maxConnections: spec.maxConnections,
     maxRecipients: spec.maxRecipients,
     messagesPerConnection: spec.messagesPerConnection,
     quota: {
